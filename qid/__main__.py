@@ -1,0 +1,3 @@
+from qid.cli import main
+
+raise SystemExit(main())
