@@ -52,3 +52,17 @@ def uniform_guess_loss(vocab_size: int) -> float:
 def worse_than_uniform(loss16: np.ndarray, qid: np.ndarray, vocab_size: int) -> np.ndarray:
     """True where the quantized model's loss, Loss_16 + QiD, exceeds that of uniform guessing."""
     return np.asarray(loss16) + np.asarray(qid) > uniform_guess_loss(vocab_size)
+
+
+def tokens_for_rows(law: Law, params_by_bits: dict, table) -> np.ndarray:
+    """`tokens_to_reach_qid` for each row of a table with columns N, P, qid (e.g. Table 1).
+
+    `params_by_bits` maps a bit width to the parameter set used for that row: the same set for every bit
+    width for a unified law, one set per bit width for per-bit laws.
+    """
+    return np.array(
+        [
+            tokens_to_reach_qid(law, params_by_bits[int(row.P)], row.qid, N=row.N, P=row.P)
+            for row in table.itertuples(index=False)
+        ]
+    )

@@ -1,0 +1,143 @@
+"""The one runner that executes the book's chapters with papermill.
+
+Each chapter's source of truth is its jupytext py:percent file in `notebooks/`; it is read in memory (papermill
+cannot read `.py` notebooks itself), executed from the repository root with the given parameters, and written
+to `chapters/NAME.ipynb`, which the Jupyter Book table of contents points at. Execution stops at the first
+chapter with a failing cell. Parameters actually used, times and the commit go to `chapters/run_record.json`.
+
+    python -m qid.book                               # every chapter, default parameters
+    python -m qid.book --only 01_published_laws -p BOOTSTRAP_SAMPLES=20
+    python -m qid.book --parameters-file tests/small_parameters.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from qid.paths import REPO_ROOT
+from qid.provenance import git_commit, utc_now
+
+DEFAULT_OUTPUT_DIR = "chapters"
+CELL_TIMEOUT_SECONDS = 1200  # no single cell of a chapter may run longer than 20 minutes
+
+
+def chapter_sources(root: Path = REPO_ROOT) -> list[Path]:
+    """Chapters in book order: the paired py:percent sources in notebooks/, sorted by their numeric prefix."""
+    return sorted((root / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def load_parameters_file(path: str | Path) -> dict[str, dict]:
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: malformed YAML ({error})") from error
+    if not isinstance(content, dict) or not all(isinstance(value, dict) for value in content.values()):
+        raise ValueError(f"{path}: expected a mapping of chapter name -> {{PARAMETER: value}}")
+    return content
+
+
+def execute_chapter(source: Path, output_dir: Path, parameters: dict, root: Path = REPO_ROOT) -> dict:
+    """Execute one chapter; raises papermill's PapermillExecutionError on the first failing cell."""
+    import jupytext
+    import papermill
+
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    output_path = output_dir / f"{source.stem}.ipynb"
+    started = time.perf_counter()
+    papermill.execute_notebook(
+        notebook,
+        str(output_path),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(root),
+        progress_bar=False,
+        execution_timeout=CELL_TIMEOUT_SECONDS,
+    )
+    return {
+        "chapter": source.stem,
+        "parameters": parameters,
+        "seconds": round(time.perf_counter() - started, 1),
+        "finished": utc_now(),
+    }
+
+
+def run_book(
+    root: Path = REPO_ROOT,
+    output_dir: str | Path = DEFAULT_OUTPUT_DIR,
+    parameters: dict[str, dict] | None = None,
+    only: list[str] | None = None,
+) -> list[dict]:
+    """Execute chapters in order and write the run record. `parameters` maps chapter name -> overrides."""
+    root = Path(root)
+    output_dir = Path(output_dir) if Path(output_dir).is_absolute() else root / output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    parameters = parameters or {}
+    sources = chapter_sources(root)
+    known = {source.stem for source in sources}
+    unknown = sorted((set(only or []) | set(parameters)) - known)
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {', '.join(unknown)}; chapters: {', '.join(sorted(known))}")
+    if only:
+        sources = [source for source in sources if source.stem in only]
+
+    record_path = output_dir / "run_record.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    runs = []
+    for source in sources:
+        print(f"[qid.book] executing {source.relative_to(root)}", flush=True)
+        run = execute_chapter(source, output_dir, parameters.get(source.stem, {}), root)
+        run["commit"] = git_commit()
+        print(f"[qid.book] {source.stem}: {run['seconds']} s", flush=True)
+        record[source.stem] = run
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        runs.append(run)
+    return runs
+
+
+def _parse_assignment(text: str) -> tuple[str, object]:
+    """NAME=VALUE with VALUE read as YAML (numbers, lists, strings)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), yaml.safe_load(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qid.book", description="Execute the book's chapters with papermill.")
+    parser.add_argument("--root", default=str(REPO_ROOT), help="book root (holds notebooks/)")
+    parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where executed notebooks go (relative to root)")
+    parser.add_argument("--parameters-file", help="YAML: chapter name -> {PARAMETER: value}")
+    parser.add_argument("--only", nargs="+", metavar="CHAPTER", help="execute only these chapters (names without .py)")
+    parser.add_argument("-p", "--parameter", action="append", type=_parse_assignment, default=[],
+                        metavar="NAME=VALUE", help="override a parameter of the --only chapter(s)")
+    args = parser.parse_args(argv)
+
+    import papermill
+
+    try:
+        parameters = load_parameters_file(args.parameters_file) if args.parameters_file else {}
+        if args.parameter:
+            if not args.only:
+                raise ValueError("-p/--parameter needs --only to say which chapter(s) it applies to")
+            for chapter in args.only:
+                parameters.setdefault(chapter, {}).update(dict(args.parameter))
+        run_book(Path(args.root), args.output_dir, parameters, args.only)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"qid.book: error: {error}", file=sys.stderr)
+        return 2
+    except papermill.PapermillExecutionError as error:
+        print(f"qid.book: a cell failed: {error.ename}: {error.evalue}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""`qid laws`, `qid predict`, `qid tokens-for-qid`: outputs and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qid.cli import main
+
+
+def run(capsys, *argv):
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:  # argparse usage errors
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_predict_prints_the_unified_value(capsys):
+    status, out, _ = run(capsys, "predict", "--law", "ouyang_unified", "--params", "published",
+                         "--N", "7e10", "--D", "1e14", "--P", "4")
+    assert status == 0 and float(out) == pytest.approx(0.661, abs=5e-4)
+
+
+def test_tokens_for_qid_prints_the_training_level(capsys):
+    status, out, _ = run(capsys, "tokens-for-qid", "--law", "ouyang_unified", "--params", "published",
+                         "--N", "1e9", "--P", "2", "--qid", "0.2")
+    assert status == 0 and float(out) == pytest.approx(1.16e9, rel=5e-3)
+
+
+def test_json_outputs(capsys):
+    status, out, _ = run(capsys, "predict", "--law", "kumar_ptq", "--N", "1e8", "--D", "1e10", "--P", "4", "--json")
+    payload = json.loads(out)
+    assert status == 0 and payload["law"] == "kumar_ptq" and payload["qid"] > 0
+    status, out, _ = run(capsys, "laws", "--json")
+    names = {entry["law"] for entry in json.loads(out)}
+    assert {"ouyang_unified", "ouyang_per_bit", "pythia_loss16", "kumar_ptq", "chinchilla"} <= names
+
+
+def test_laws_lists_formulas_and_published_sets(capsys):
+    status, out, _ = run(capsys, "laws")
+    assert status == 0
+    assert "QiD = k * D^beta / (N^alpha * P^gamma)" in out and "k=0.017" in out and "[epoch_refit]" in out
+
+
+def test_params_from_a_fit_json(capsys, tmp_path):
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps({"law": "ouyang_per_bit", "params": {"k": 2e-4, "alpha": 0.25, "beta": 0.5}}))
+    status, out, _ = run(capsys, "predict", "--law", "ouyang_per_bit", "--params", str(path), "--N", "1e8", "--D", "1e10")
+    assert status == 0 and float(out) == pytest.approx(2e-4 * 1e10 ** 0.5 / 1e8 ** 0.25, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "--law", "nope", "--N", "1", "--D", "1", "--P", "1"], "unknown law 'nope'"),
+        (["predict", "--law", "ouyang_unified", "--params", "nope", "--N", "1", "--D", "1", "--P", "1"], "no parameter set 'nope'"),
+        (["predict", "--law", "ouyang_unified", "--N", "1e9", "--P", "4"], "needs --D"),
+        (["predict", "--law", "ouyang_unified", "--N", "-1", "--D", "1", "--P", "4"], "--N must be a finite number > 0"),
+        (["predict", "--law", "ouyang_unified", "--N", "0", "--D", "1", "--P", "4"], "--N must be a finite number > 0"),
+        (["tokens-for-qid", "--law", "ouyang_unified", "--N", "1e9", "--P", "2"], "required: --qid"),
+        (["tokens-for-qid", "--law", "ouyang_unified", "--N", "1e9", "--qid", "0.2"], "needs --P"),
+        (["predict", "--law", "ouyang_per_bit", "--params", "/no/such/fit.json", "--N", "1", "--D", "1"], "no such fit file"),
+    ],
+)
+def test_bad_input_is_one_error_line_with_status_2(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_module_and_console_entry_points_run():
+    result = subprocess.run([sys.executable, "-m", "qid", "predict", "--law", "ouyang_unified",
+                             "--N", "7e10", "--D", "1e14", "--P", "4"], capture_output=True, text=True)
+    assert result.returncode == 0 and float(result.stdout) == pytest.approx(0.661, abs=5e-4)
