@@ -112,7 +112,7 @@ display(Markdown("| law | equation | source | parameter sets |\n|---|---|---|---
 # $\mathrm{QiD} = k\,D^{\beta}/(N^{\alpha}P^{\gamma})$ for $D$ with the published
 # $k, \alpha, \beta, \gamma$ gives the following, in trillions of tokens:
 
-# %%
+# %% tags=["hide-input"]
 def comparison(predicted_tokens: np.ndarray) -> pd.DataFrame:
     """Published vs predicted tokens for every Table 1 cell, with the relative error."""
     frame = table1[["size", "bits", "qid_threshold", "tokens_trillions"]].copy()
@@ -123,6 +123,7 @@ def comparison(predicted_tokens: np.ndarray) -> pd.DataFrame:
 
 def side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
     """Table 1's layout: a row per (size, QiD), published | reproduced per bit width."""
+    frame = frame.assign(qid_threshold=frame["qid_threshold"].map("{:.1f}".format))
     wide = frame.pivot_table(index=["size", "qid_threshold"], columns="bits",
                              values=["tokens_trillions", "predicted_trillions"], sort=False)
     wide.columns = [f"{bits}-bit {'published' if kind == 'tokens_trillions' else 'reproduced'}" for kind, bits in wide.columns]
@@ -133,16 +134,16 @@ unified_params_by_bits = {bits: published for bits in (2, 3, 4)}
 unified_table = comparison(tokens_for_rows(unified, unified_params_by_bits, table1))
 side_by_side(unified_table).style.format("{:.4g}")
 
-# %%
+# %% tags=["hide-input"]
 worst_unified = unified_table.groupby("bits")["relative_error"].apply(lambda errors: errors.abs().max())
 for bits, error in worst_unified.items():
     glue(f"unified_max_error_{bits}bit", float(error), display=False)
 display(Markdown(
     "Largest relative error of the published unified law per bit width: "
     + ", ".join(f"{bits} bits {error:.1%}" for bits, error in worst_unified.items())
-    + f". The 2-bit column is reproduced to within rounding (the table prints 4 decimals of trillions, so a "
-    f"cell of 0.0011 carries up to {0.00005 / 0.0011:.1%} rounding error); the 3- and 4-bit columns are not: "
-    f"a single $P^{{-\\gamma}}$ factor cannot produce them."
+    + f". The 2-bit column is reproduced about as closely as the table is printed (4 decimals of trillions: its "
+    f"smallest cell, 0.0011, is only known to {0.00005 / 0.0011:.1%}); the 3- and 4-bit columns are far off: a "
+    f"single $P^{{-\\gamma}}$ factor cannot produce them."
 ))
 
 # %% [markdown]
@@ -175,7 +176,7 @@ fitted_parameters.style.format("{:.4g}")
 per_bit_table = comparison(tokens_for_rows(per_bit, {bits: fit.params for bits, fit in per_bit_fits.items()}, table1))
 side_by_side(per_bit_table).style.format("{:.4g}")
 
-# %%
+# %% tags=["hide-input"]
 per_bit_max_error = float(per_bit_table["relative_error"].abs().max())
 cells_within = int((per_bit_table["relative_error"].abs() <= TOLERANCE).sum())
 glue("per_bit_max_error", per_bit_max_error, display=False)
@@ -219,7 +220,7 @@ glue("nominal_reading_rms", nominal_rms, display=False)
 glue("non_embedding_reading_rms", other_rms, display=False)
 reading_table.style.format("{:.2e}")
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"With nominal sizes the 3- and 4-bit laws fit their cells with an RMS log residual of at most "
     f"{nominal_rms:.1e}, the rounding of the printed table; reading the 1B row as Pythia-1B's non-embedding "
@@ -270,7 +271,7 @@ fig.legend(handles, labels, loc="outside right center", fontsize=8)
 # model becomes worse than a uniform guess (from the unified law; `inf` where it never does within $10^{20}$
 # tokens):
 
-# %%
+# %% tags=["hide-input"]
 def first_tokens_worse_than_uniform(size: float, bits: int) -> float:
     """Smallest D on a fine grid where Loss_16 + QiD_unified > ln V (inf if none up to 1e20 tokens)."""
     grid = np.logspace(6, 20, 4000)
@@ -295,7 +296,7 @@ projection = pd.DataFrame(
 projection.style.format({"N": "{:.3g}", "unified": "{:.3g}", "per-bit fit": "{:.3g}", "Kumar δ_PTQ": "{:.3g}",
                          "tokens where worse than uniform": "{:.3g}"})
 
-# %%
+# %% tags=["hide-input"]
 row_70b_4 = projection[(projection["N"] == 7e10) & (projection["bits"] == 4)]
 if len(row_70b_4):
     glue("unified_70b_4bit_at_max", float(row_70b_4["unified"].iloc[0]), display=False)
@@ -303,7 +304,7 @@ if len(row_70b_4):
 # %% [markdown]
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 largest = max(PROJECTION_SIZES)
 worst_four_bit = projection[(projection["N"] == largest) & (projection["bits"] == max(PROJECTION_BITS))]
 display(Markdown(
