@@ -1,0 +1,487 @@
+"""Weight-only post-training quantization, fake-quantized back to the compute dtype.
+
+Four methods, all applied to the `nn.Linear` layers *inside the transformer blocks* only; the token
+embeddings and the output head (`lm_head` in transformers 5) stay in 16-bit, as in GPTQ practice and in the
+Pythia GPTQ checkpoints of Ouyang et al. 2024:
+
+* ``rtn`` — round-to-nearest on a uniform grid (asymmetric by default: scale and integer zero point per
+  output row and group of ``group_size`` input columns; the grid always contains 0, as in GPTQ's reference
+  code and llmcompressor's min-max observer).
+* ``gptq`` — Frantar et al. 2022 (arXiv 2210.17323): Hessian H = 2XXᵀ of each layer's calibration inputs,
+  dampening (``damp`` × mean diagonal), Cholesky factor of H⁻¹, column-by-column quantization with the
+  error fed back into the not-yet-quantized columns (lazy batch updates of ``block_size`` columns), optional
+  act-order (columns by decreasing diag(H)). Block by block: each transformer block sees the outputs of the
+  already-quantized blocks before it, so only one block's activations are held at a time.
+* ``awq`` — activation-aware weight quantization (Lin et al. 2023, arXiv 2306.00978): per input channel
+  scale s = mean|x|^α (normalised), α searched on a grid to minimise ‖WX − Q(W·s)/s·X‖² on calibration
+  inputs, then RTN of the scaled weight. Real AWQ folds 1/s into the preceding operation; here it stays in
+  the (fake-quantized, full-precision) weight, which computes the same function. No clipping search.
+* ``bnb`` (= ``bnb-nf4``), ``bnb-fp4`` — bitsandbytes' 4-bit NF4/FP4 block quantization (absmax per block of
+  ``group_size``), quantized and dequantized with bitsandbytes itself where that library runs; elsewhere
+  `QuantizerUnavailable` says why and a sweep skips the cell.
+
+Bits: any integer 2–16; 16 means "keep the 16-bit model" (the baseline; nothing is changed). Group size:
+a positive integer (128 by default), or -1 for one group per output row (per-channel).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from qid.runtime import autocast
+
+METHODS = ("rtn", "gptq", "awq", "bnb", "bnb-nf4", "bnb-fp4")
+CALIBRATED_METHODS = ("gptq", "awq")
+BNB_METHODS = ("bnb", "bnb-nf4", "bnb-fp4")
+MIN_BITS, MAX_BITS = 2, 16
+BASELINE_BITS = 16  # "quantizing" at 16 bits keeps the model as it is
+PER_CHANNEL = -1  # group_size for one group per output row
+DEFAULT_GROUP_SIZE = 128
+DEFAULT_DAMP = 0.01  # GPTQ dampening, fraction of the mean Hessian diagonal (the reference code's 1 %)
+DEFAULT_BLOCK_SIZE = 128  # GPTQ lazy-batch width (columns)
+AWQ_GRID = 20  # α ∈ {0, 1/20, …, 19/20}
+AWQ_MAX_ROWS = 4096  # calibration input rows kept per layer for the AWQ search
+
+
+class QuantizationError(ValueError):
+    """A quantization request that cannot be satisfied as given (bad method, bits, group size, inputs)."""
+
+
+class QuantizerUnavailable(RuntimeError):
+    """The method's library does not run on this machine (e.g. bitsandbytes); the cell is skipped."""
+
+
+# ------------------------------------------------------------------------------------------ validation
+def validate_method(method) -> str:
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise QuantizationError(f"unknown quantization method {method!r}: use one of {', '.join(METHODS)}")
+    return method.lower()
+
+
+def validate_bits(bits) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or int(bits) != bits or not MIN_BITS <= bits <= MAX_BITS:
+        raise QuantizationError(f"bits must be an integer from {MIN_BITS} to {MAX_BITS} ({BASELINE_BITS} = no quantization), got {bits!r}")
+    return int(bits)
+
+
+def validate_group_size(group_size) -> int:
+    if group_size in (None, "channel", "per-channel", "per_channel"):
+        return PER_CHANNEL
+    if isinstance(group_size, bool) or not isinstance(group_size, (int, float)) or int(group_size) != group_size:
+        raise QuantizationError(f"group_size must be a positive integer or -1 (per-channel), got {group_size!r}")
+    group_size = int(group_size)
+    if group_size != PER_CHANNEL and group_size < 1:
+        raise QuantizationError(f"group_size must be a positive integer or -1 (per-channel), got {group_size!r}")
+    return group_size
+
+
+def check_combination(method: str, bits: int) -> None:
+    """Combinations a method does not support (bitsandbytes' NF4/FP4 exist only at 4 bits)."""
+    if method in BNB_METHODS and bits not in (4, BASELINE_BITS):
+        raise QuantizationError(f"method {method!r} (bitsandbytes NF4/FP4) quantizes to 4 bits only, got bits={bits}")
+
+
+# ------------------------------------------------------------------------------------------- the grid
+def grid_parameters(x: torch.Tensor, bits: int, symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero point per row of `x` [rows, columns] for a uniform grid of 2^bits levels.
+
+    Asymmetric: the grid spans [min(x, 0), max(x, 0)] with an integer zero point. Symmetric: it spans
+    [−max|x|, max|x|] with the zero point in the middle.
+    """
+    maxq = 2**bits - 1
+    x = x.float()
+    xmin = x.min(dim=1).values.clamp(max=0)
+    xmax = x.max(dim=1).values.clamp(min=0)
+    if symmetric:
+        xmax = torch.maximum(xmin.abs(), xmax)
+        xmin = -xmax
+    flat = (xmin == 0) & (xmax == 0)
+    xmin = torch.where(flat, -torch.ones_like(xmin), xmin)
+    xmax = torch.where(flat, torch.ones_like(xmax), xmax)
+    scale = (xmax - xmin) / maxq
+    if symmetric:
+        zero = torch.full_like(scale, (maxq + 1) / 2)
+    else:
+        zero = torch.round(-xmin / scale)
+    return scale.unsqueeze(1), zero.unsqueeze(1)
+
+
+def quantize_to_grid(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int) -> torch.Tensor:
+    """Round x/scale + zero to an integer in [0, 2^bits − 1] and map back: the fake-quantized value (fp32)."""
+    maxq = 2**bits - 1
+    q = torch.clamp(torch.round(x.float() / scale) + zero, 0, maxq)
+    return scale * (q - zero)
+
+
+def _group_bounds(columns: int, group_size: int) -> list[tuple[int, int]]:
+    if group_size == PER_CHANNEL or group_size >= columns:
+        return [(0, columns)]
+    return [(start, min(start + group_size, columns)) for start in range(0, columns, group_size)]
+
+
+def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int = DEFAULT_GROUP_SIZE, symmetric: bool = False) -> torch.Tensor:
+    """Round-to-nearest fake quantization of a weight [out_features, in_features]; same dtype as the input."""
+    bits, group_size = validate_bits(bits), validate_group_size(group_size)
+    if bits == BASELINE_BITS:
+        return weight.clone()
+    w = weight.float()
+    result = torch.empty_like(w)
+    for start, stop in _group_bounds(w.shape[1], group_size):
+        scale, zero = grid_parameters(w[:, start:stop], bits, symmetric)
+        result[:, start:stop] = quantize_to_grid(w[:, start:stop], scale, zero, bits)
+    return result.to(weight.dtype)
+
+
+# ------------------------------------------------------------------------------------------------ GPTQ
+def gptq_quantize(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    bits: int,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    symmetric: bool = False,
+    damp: float = DEFAULT_DAMP,
+    act_order: bool = False,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> torch.Tensor:
+    """GPTQ of one weight [out, in] given the Hessian H = 2·XXᵀ/n of its inputs [in, in]; returns Ŵ (input dtype).
+
+    Follows the reference implementation (IST-DASLab/gptq): dead inputs (zero diagonal) are zeroed, H is
+    damped by `damp`·mean(diag H) (multiplied by 10 and retried if the Cholesky factorisation still fails),
+    columns are quantized one by one with the scaled error (w − q)/[H⁻¹]ᵢᵢ subtracted from the remaining
+    columns, `block_size` columns at a time. With groups, each group's grid is fitted when quantization
+    reaches its first column, on the error-updated weights of that group. With act-order the columns are
+    visited by decreasing diag(H) and the groups follow that order.
+    """
+    bits, group_size = validate_bits(bits), validate_group_size(group_size)
+    if bits == BASELINE_BITS:
+        return weight.clone()
+    W = weight.detach().float().clone()
+    H = hessian.detach().float().clone().to(W.device)
+    columns = W.shape[1]
+    if H.shape != (columns, columns):
+        raise QuantizationError(f"Hessian shape {tuple(H.shape)} does not match weight columns {columns}")
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    permutation = None
+    if act_order:
+        permutation = torch.argsort(torch.diag(H), descending=True)
+        W, H = W[:, permutation], H[permutation][:, permutation]
+    H_inverse_upper = _damped_inverse_cholesky(H, damp)
+
+    Q = torch.zeros_like(W)
+    group = columns if group_size == PER_CHANNEL else group_size
+    scale = zero = None
+    for start in range(0, columns, block_size):
+        stop = min(start + block_size, columns)
+        W_block = W[:, start:stop].clone()
+        Q_block = torch.zeros_like(W_block)
+        errors = torch.zeros_like(W_block)
+        H_inv_block = H_inverse_upper[start:stop, start:stop]
+        for i in range(stop - start):
+            column = start + i
+            if column % group == 0:
+                # The group's current (error-updated) columns: those in this block from W_block, the rest from W.
+                group_stop = min(column + group, columns)
+                within = W_block[:, i : min(group_stop, stop) - start]
+                beyond = W[:, stop:group_stop] if group_stop > stop else W[:, :0]
+                scale, zero = grid_parameters(torch.cat([within, beyond], dim=1), bits, symmetric)
+            w = W_block[:, i]
+            q = quantize_to_grid(w.unsqueeze(1), scale, zero, bits).squeeze(1)
+            Q_block[:, i] = q
+            error = (w - q) / H_inv_block[i, i]
+            W_block[:, i:] -= error.unsqueeze(1) @ H_inv_block[i, i:].unsqueeze(0)
+            errors[:, i] = error
+        Q[:, start:stop] = Q_block
+        W[:, stop:] -= errors @ H_inverse_upper[start:stop, stop:]
+    if permutation is not None:
+        Q = Q[:, torch.argsort(permutation)]
+    return Q.to(weight.dtype)
+
+
+def _damped_inverse_cholesky(H: torch.Tensor, damp: float) -> torch.Tensor:
+    """Upper Cholesky factor of (H + λI)⁻¹ with λ = damp·mean(diag H); λ grows ×10 until H is positive definite."""
+    if not damp > 0:
+        raise QuantizationError(f"GPTQ dampening must be > 0, got {damp!r}")
+    mean_diagonal = torch.diag(H).mean()
+    identity = torch.eye(H.shape[0], device=H.device, dtype=H.dtype)
+    for attempt in range(6):
+        damped = H + (damp * 10**attempt) * mean_diagonal * identity
+        lower, info = torch.linalg.cholesky_ex(damped)
+        if info == 0:
+            inverse = torch.cholesky_inverse(lower)
+            upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
+            if info == 0:
+                return upper
+    raise QuantizationError("GPTQ: the damped Hessian is not positive definite even with 10^5 × the dampening")
+
+
+class HessianAccumulator:
+    """Running H = 2/n · Σ xxᵀ over the n input rows a Linear layer sees (fp32)."""
+
+    def __init__(self, columns: int, device):
+        self.hessian = torch.zeros(columns, columns, device=device, dtype=torch.float32)
+        self.rows = 0
+
+    def add(self, inputs: torch.Tensor) -> None:
+        x = inputs.detach().reshape(-1, inputs.shape[-1]).float()
+        n = x.shape[0]
+        self.hessian *= self.rows / (self.rows + n)
+        self.rows += n
+        x = x * math.sqrt(2 / self.rows)
+        self.hessian += x.T @ x
+
+
+# ------------------------------------------------------------------------------------------------- AWQ
+class InputSampler:
+    """Per-channel mean |x| over all input rows of a Linear, plus an evenly spread sample of rows."""
+
+    def __init__(self, columns: int, device, max_rows: int = AWQ_MAX_ROWS):
+        self.absolute_sum = torch.zeros(columns, device=device, dtype=torch.float64)
+        self.rows = 0
+        self.max_rows = max_rows
+        self.samples: list[torch.Tensor] = []
+
+    def add(self, inputs: torch.Tensor) -> None:
+        x = inputs.detach().reshape(-1, inputs.shape[-1]).float()
+        self.absolute_sum += x.abs().sum(dim=0).double()
+        self.rows += x.shape[0]
+        self.samples.append(x[:: max(1, x.shape[0] // 256)].clone())
+
+    def mean_absolute(self) -> torch.Tensor:
+        return (self.absolute_sum / max(self.rows, 1)).float()
+
+    def sample(self) -> torch.Tensor:
+        rows = torch.cat(self.samples)
+        if rows.shape[0] > self.max_rows:
+            rows = rows[torch.linspace(0, rows.shape[0] - 1, self.max_rows, device=rows.device).long()]
+        return rows
+
+
+def awq_quantize(
+    weight: torch.Tensor,
+    mean_absolute_input: torch.Tensor,
+    input_sample: torch.Tensor,
+    bits: int,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    symmetric: bool = False,
+    grid: int = AWQ_GRID,
+) -> tuple[torch.Tensor, float]:
+    """AWQ scale search for one weight; returns (Q(W·s)/s in the input dtype, the chosen α).
+
+    s = m^α / √(max(m^α)·min(m^α)) with m the mean |input| per channel; α ∈ {0, 1/grid, …} minimising the
+    output error on `input_sample`. α = 0 is plain RTN, so AWQ's calibration error is never above RTN's.
+    """
+    bits, group_size = validate_bits(bits), validate_group_size(group_size)
+    if bits == BASELINE_BITS:
+        return weight.clone(), 0.0
+    w = weight.detach().float()
+    x = input_sample.float()
+    reference = x @ w.T
+    magnitude = mean_absolute_input.float().clamp(min=1e-8)
+    best_error, best_alpha, best_weight = math.inf, 0.0, None
+    for step in range(grid):
+        alpha = step / grid
+        s = magnitude.pow(alpha).clamp(min=1e-4)
+        s = s / torch.sqrt(s.max() * s.min())
+        candidate = rtn_quantize(w * s, bits, group_size, symmetric).float() / s
+        error = float(((x @ candidate.T - reference) ** 2).mean())
+        if error < best_error:
+            best_error, best_alpha, best_weight = error, alpha, candidate
+    return best_weight.to(weight.dtype), best_alpha
+
+
+# ------------------------------------------------------------------------------------------ bitsandbytes
+def bnb_quantize(weight: torch.Tensor, group_size: int = 64, quant_type: str = "nf4") -> torch.Tensor:
+    """NF4/FP4 quantize-dequantize through bitsandbytes (absmax per block of `group_size` values)."""
+    try:
+        import bitsandbytes.functional as bnb_functional
+    except Exception as error:  # ImportError, or a library that fails to load on this platform
+        raise QuantizerUnavailable(f"bitsandbytes is not usable here ({type(error).__name__}: {error}); bnb cells are skipped") from error
+    block = 64 if group_size == PER_CHANNEL else group_size
+    if block not in (32, 64, 128, 256, 512, 1024, 2048, 4096):
+        raise QuantizationError(f"bitsandbytes block size (group_size) must be a power of two from 32 to 4096, got {group_size}")
+    try:
+        data = weight.detach().contiguous()
+        if data.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            data = data.float()
+        packed, state = bnb_functional.quantize_4bit(data, blocksize=block, quant_type=quant_type)
+        restored = bnb_functional.dequantize_4bit(packed, state)
+    except Exception as error:
+        raise QuantizerUnavailable(f"bitsandbytes {quant_type} does not run on {weight.device.type} here ({type(error).__name__}: {error}); bnb cells are skipped") from error
+    return restored.to(weight.dtype).view_as(weight)
+
+
+# --------------------------------------------------------------------------------------- the model walk
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The list of transformer blocks (model.gpt_neox.layers, model.model.layers, model.transformer.h, …)."""
+    for path in ("gpt_neox.layers", "model.layers", "model.decoder.layers", "transformer.h", "transformer.layers"):
+        module = model
+        for attribute in path.split("."):
+            module = getattr(module, attribute, None)
+            if module is None:
+                break
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            return module
+    expected = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == expected:
+            return module
+    raise QuantizationError(f"cannot find the transformer blocks of {type(model).__name__}")
+
+
+def quantizable_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """Every nn.Linear inside the transformer blocks, by full module name (never embeddings or lm_head)."""
+    layers = decoder_layers(model)
+    inside = {id(module) for module in layers.modules()}
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and id(module) in inside
+    }
+
+
+def snapshot_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the weights `quantize_model` may change, to restore the 16-bit model after a cell."""
+    return {name: module.weight.detach().clone() for name, module in quantizable_linears(model).items()}
+
+
+def restore_weights(model: nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
+    linears = quantizable_linears(model)
+    with torch.no_grad():
+        for name, weight in snapshot.items():
+            linears[name].weight.copy_(weight)
+
+
+class _StopForward(Exception):
+    pass
+
+
+def _capture_block_inputs(model, layers, calibration: torch.Tensor, batch_size: int):
+    """Run the embeddings on each calibration batch and keep the first block's (hidden_states, kwargs)."""
+    device = next(model.parameters()).device
+    captured = []
+
+    def hook(module, args, kwargs):
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        kwargs = dict(kwargs)
+        kwargs.pop("hidden_states", None)
+        captured.append([hidden, kwargs, args[1:]])
+        raise _StopForward
+
+    handle = layers[0].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        for batch in calibration.split(batch_size):
+            try:
+                with autocast(device):
+                    model(input_ids=batch.to(device), use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        handle.remove()
+    return captured
+
+
+def _run_block(layer, captured) -> None:
+    device = next(layer.parameters()).device
+    for entry in captured:
+        hidden, kwargs, extra_args = entry
+        with autocast(device):
+            output = layer(hidden, *extra_args, **kwargs)
+        entry[0] = output[0] if isinstance(output, (tuple, list)) else output
+
+
+@dataclass
+class QuantizationReport:
+    method: str
+    bits: int
+    group_size: int
+    layers_quantized: int
+    seconds: float
+    calibration_samples: int
+    details: dict
+
+
+@torch.no_grad()
+def quantize_model(
+    model: nn.Module,
+    method: str,
+    bits: int,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    calibration: torch.Tensor | None = None,
+    *,
+    symmetric: bool = False,
+    act_order: bool = False,
+    damp: float = DEFAULT_DAMP,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> QuantizationReport:
+    """Fake-quantize the Linear weights of `model`'s transformer blocks in place; returns a report.
+
+    calibration: LongTensor [samples, length] of token ids (`qid.textsource.sample_calibration`); required
+    for 'gptq' and 'awq', ignored by 'rtn' and 'bnb'. Embeddings and the output head are never touched.
+    At `bits` = 16 nothing changes (the 16-bit model is the baseline).
+    """
+    method, bits, group_size = validate_method(method), validate_bits(bits), validate_group_size(group_size)
+    check_combination(method, bits)
+    started = time.perf_counter()
+    linears = quantizable_linears(model)
+    calibration_samples = 0 if calibration is None else int(calibration.shape[0])
+    details: dict = {}
+    if bits == BASELINE_BITS:
+        return QuantizationReport(method, bits, group_size, 0, 0.0, calibration_samples, details)
+    if method in CALIBRATED_METHODS:
+        if calibration is None or calibration.ndim != 2 or calibration.shape[0] < 1:
+            raise QuantizationError(f"method {method!r} needs calibration token ids [samples, length], got {None if calibration is None else tuple(calibration.shape)}")
+        details = _quantize_blockwise(model, method, bits, group_size, calibration, symmetric, act_order, damp, batch_size, progress)
+    else:
+        for name, module in tqdm(linears.items(), desc=method, unit="layer", disable=not progress, leave=False):
+            if method == "rtn":
+                new_weight = rtn_quantize(module.weight, bits, group_size, symmetric)
+            else:
+                quant_type = "fp4" if method == "bnb-fp4" else "nf4"
+                new_weight = bnb_quantize(module.weight, group_size, quant_type)
+            module.weight.copy_(new_weight)
+    return QuantizationReport(method, bits, group_size, len(linears), time.perf_counter() - started, calibration_samples, details)
+
+
+def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric, act_order, damp, batch_size, progress) -> dict:
+    """GPTQ or AWQ block by block: statistics of each block's inputs come from the already-quantized blocks."""
+    layers = decoder_layers(model)
+    was_training = model.training
+    model.eval()
+    captured = _capture_block_inputs(model, layers, calibration, batch_size)
+    details: dict = {}
+    for index, layer in enumerate(tqdm(layers, desc=method, unit="block", disable=not progress, leave=False)):
+        device = next(layer.parameters()).device
+        linears = {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)}
+        if method == "gptq":
+            statistics = {name: HessianAccumulator(module.in_features, device) for name, module in linears.items()}
+        else:
+            statistics = {name: InputSampler(module.in_features, device) for name, module in linears.items()}
+        handles = [
+            module.register_forward_hook(lambda _module, inputs, _output, name=name: statistics[name].add(inputs[0]))
+            for name, module in linears.items()
+        ]
+        try:
+            _run_block(layer, [list(entry) for entry in captured])  # statistics only; outputs discarded
+        finally:
+            for handle in handles:
+                handle.remove()
+        for name, module in linears.items():
+            if method == "gptq":
+                new_weight = gptq_quantize(module.weight, statistics[name].hessian, bits, group_size, symmetric, damp, act_order)
+            else:
+                new_weight, alpha = awq_quantize(module.weight, statistics[name].mean_absolute(), statistics[name].sample(), bits, group_size, symmetric)
+                details[f"{index}.{name}.alpha"] = alpha
+            module.weight.copy_(new_weight)
+        del statistics
+        _run_block(layer, captured)  # the quantized block's outputs feed the next block
+    model.train(was_training)
+    return details

@@ -1,0 +1,517 @@
+"""Resumable QiD sweeps: checkpoints × methods × bits × group sizes, one tidy CSV row per finished cell.
+
+A sweep is described by a `SweepSpec` (built from parameters, or from a small YAML file with the same
+keys, see `load_sweep_spec`). `run_sweep` runs it cell by cell:
+
+* each checkpoint is loaded once; its evaluation windows, calibration sample and **16-bit per-window
+  losses are computed once** and shared by all its cells; every cell restores the 16-bit weights first;
+* each finished cell is appended to the CSV at once, under a file lock (`filelock`), as one complete line
+  followed by fsync: a crash or Ctrl-C loses no finished row, and concurrent writers (shards, notebooks)
+  never interleave or duplicate rows (the lock holder re-reads the finished keys before writing);
+* a rerun skips every cell whose key (checkpoint, method, bits, group size and the evaluation and
+  calibration settings) is already in the file, so an interrupted sweep resumes where it stopped;
+* ``shard=(i, n)`` (CLI ``--shard i/n``, 1 ≤ i ≤ n) runs every n-th pending cell starting at the i-th; n
+  shards writing to the same file, in any order or at once, produce the same table as one unsharded run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from qid import checkpoints as checkpoint_module
+from qid import evaluate, provenance, quantize, runtime, textsource
+
+# Every column of the results table, in order (units in data/README.md).
+COLUMNS = (
+    "family", "checkpoint", "step", "N", "D", "method", "bits", "group_size",
+    "loss_16", "loss_q", "qid", "qid_se", "eval_tokens", "eval_windows", "eval_window", "eval_source",
+    "calib_samples", "calibration_length", "calibration_source", "symmetric", "act_order", "damp", "seed",
+    "device", "dtype", "seconds", "quantize_seconds", "versions", "git_commit", "finished_at",
+)
+# The columns that identify a cell: a row with the same values is "already done".
+KEY_COLUMNS = (
+    "checkpoint", "method", "bits", "group_size", "eval_source", "eval_window", "eval_tokens",
+    "calibration_source", "calibration_length", "calib_samples", "symmetric", "act_order", "damp", "seed",
+)
+DEFAULT_EVAL_WINDOW = 2048  # tokens per evaluation window (Pythia's context); capped at the model's context
+
+
+class SweepSpecError(ValueError):
+    """A sweep description that cannot be run; the message names the key or file."""
+
+
+class SweepSpecFileNotFound(SweepSpecError, FileNotFoundError):
+    pass
+
+
+@dataclass
+class SweepSpec:
+    """What to measure. Every field has the same name as its YAML key."""
+
+    checkpoints: list = field(default_factory=list)  # folders, 'org/name@revision' or mappings
+    methods: list = field(default_factory=lambda: ["rtn", "gptq"])
+    bits: list = field(default_factory=lambda: [2, 3, 4, 8])
+    group_sizes: list = field(default_factory=lambda: [quantize.DEFAULT_GROUP_SIZE])  # -1 = per-channel
+    eval_tokens: int = 65_536  # predicted tokens per evaluation
+    eval_window: int | None = None  # tokens per window; None = min(model context, 2048)
+    eval_source: str = "corpus:eval"
+    calibration_samples: int = 128  # sequences
+    calibration_length: int | None = None  # tokens per sequence; None = the evaluation window
+    calibration_source: str = "corpus:calibration"
+    seed: int = 0  # windows and calibration sample
+    device: str = "auto"
+    batch_size: int = 8  # windows / calibration sequences per forward pass
+    symmetric: bool = False
+    act_order: bool = False  # GPTQ column order by decreasing Hessian diagonal
+    damp: float = quantize.DEFAULT_DAMP  # GPTQ dampening (fraction of the mean Hessian diagonal)
+
+    def validated(self) -> "SweepSpec":
+        """A copy with normalised values; raises SweepSpecError / CheckpointError naming the bad key."""
+        def as_list(key, value):
+            if value is None or isinstance(value, (str, int, float, dict, os.PathLike)):
+                value = [] if value is None else [value]
+            value = list(value)
+            if not value:
+                raise SweepSpecError(f"{key}: the list is empty; give at least one value")
+            return value
+
+        checkpoints = as_list("checkpoints", self.checkpoints)
+        try:
+            parsed = [checkpoint_module.parse_checkpoint(item) for item in checkpoints]
+        except checkpoint_module.CheckpointError as error:
+            raise SweepSpecError(f"checkpoints: {error}") from error
+        for spec in parsed:
+            folder = Path(os.path.expanduser(spec.model))
+            if spec.is_local and not folder.is_dir():
+                raise checkpoint_module.CheckpointNotFoundError(f"checkpoints: model folder {spec.model} does not exist")
+        labels = [spec.label for spec in parsed]
+        if len(set(labels)) != len(labels):
+            raise SweepSpecError(f"checkpoints: listed twice: {sorted({label for label in labels if labels.count(label) > 1})}")
+        try:
+            methods = list(dict.fromkeys(quantize.validate_method(m) for m in as_list("methods", self.methods)))
+            bits = list(dict.fromkeys(quantize.validate_bits(b) for b in as_list("bits", self.bits)))
+            group_sizes = list(dict.fromkeys(quantize.validate_group_size(g) for g in as_list("group_sizes", self.group_sizes)))
+        except quantize.QuantizationError as error:
+            raise SweepSpecError(str(error)) from error
+        _positive_int("eval_tokens", self.eval_tokens)
+        _positive_int("calibration_samples", self.calibration_samples)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("seed", self.seed, minimum=0)
+        for key in ("eval_window", "calibration_length"):
+            if getattr(self, key) is not None:
+                _positive_int(key, getattr(self, key), minimum=2)
+        for key in ("symmetric", "act_order"):
+            if not isinstance(getattr(self, key), bool):
+                raise SweepSpecError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if isinstance(self.damp, bool) or not isinstance(self.damp, (int, float)) or not 0 < self.damp < 1:
+            raise SweepSpecError(f"damp must be a number in (0, 1), got {self.damp!r}")
+        for key in ("eval_source", "calibration_source", "device"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key).strip():
+                raise SweepSpecError(f"{key} must be a non-empty string, got {getattr(self, key)!r}")
+        try:
+            runtime.resolve_device(self.device)
+        except ValueError as error:
+            raise SweepSpecError(f"device: {error}") from error
+        return replace(self, checkpoints=parsed, methods=methods, bits=bits, group_sizes=group_sizes, damp=float(self.damp))
+
+
+def _positive_int(key, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SweepSpecError(f"{key} must be an integer ≥ {minimum}, got {value!r}")
+
+
+SPEC_KEYS = tuple(f.name for f in fields(SweepSpec))
+
+
+def sweep_spec_from_dict(values: dict, source: str | None = None) -> SweepSpec:
+    """A validated SweepSpec from a mapping of SweepSpec's fields; `source` (a file name) prefixes errors."""
+    prefix = f"{source}: " if source else ""
+    if not isinstance(values, dict):
+        raise SweepSpecError(f"{prefix}expected a mapping of keys ({', '.join(SPEC_KEYS)}), got {type(values).__name__}")
+    unknown = sorted(set(values) - set(SPEC_KEYS))
+    if unknown:
+        raise SweepSpecError(f"{prefix}unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(SPEC_KEYS)}")
+    try:
+        return SweepSpec(**values).validated()
+    except (SweepSpecError, checkpoint_module.CheckpointError) as error:
+        if not prefix:
+            raise
+        raise type(error)(f"{prefix}{error}") from error
+
+
+def load_sweep_spec(path: str | os.PathLike, overrides: dict | None = None) -> SweepSpec:
+    """A SweepSpec from a YAML file whose keys are SweepSpec's fields; `overrides` (non-None values) win.
+
+    Example::
+
+        checkpoints: [runs/mini/0.3m-step2000, EleutherAI/pythia-160m-deduped@step143000]
+        methods: [rtn, gptq]
+        bits: [2, 3, 4, 8]
+        group_sizes: [128]
+        eval_tokens: 65536
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SweepSpecFileNotFound(f"{path}: sweep file not found")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SweepSpecError(f"{path}: malformed YAML{where}: {problem}") from error
+    if values is None:
+        raise SweepSpecError(f"{path}: the file is empty; it needs at least 'checkpoints'")
+    if not isinstance(values, dict):
+        raise SweepSpecError(f"{path}: expected a mapping of keys ({', '.join(SPEC_KEYS)}), got a {type(values).__name__}")
+    values = {**values, **{key: value for key, value in (overrides or {}).items() if value is not None}}
+    return sweep_spec_from_dict(values, str(path))
+
+
+def parse_shard(text) -> tuple[int, int] | None:
+    """'i/n' → (i, n) with 1 ≤ i ≤ n; None stays None."""
+    if text is None:
+        return None
+    if isinstance(text, tuple):
+        index, count = text
+    else:
+        try:
+            index, count = (int(part) for part in str(text).split("/"))
+        except ValueError:
+            raise SweepSpecError(f"shard must look like i/n (e.g. 2/4), got {text!r}") from None
+    if not (count >= 1 and 1 <= index <= count):
+        raise SweepSpecError(f"shard {index}/{count}: need 1 ≤ i ≤ n")
+    return index, count
+
+
+# ---------------------------------------------------------------------------------------------- cells
+@dataclass(frozen=True)
+class Cell:
+    checkpoint: checkpoint_module.CheckpointSpec
+    method: str
+    bits: int
+    group_size: int
+
+
+def sweep_cells(spec: SweepSpec) -> tuple[list[Cell], list[str]]:
+    """All cells in a fixed order (checkpoint, method, bits, group size), and notes on combinations left out."""
+    cells, notes = [], []
+    for checkpoint in spec.checkpoints:
+        for method in spec.methods:
+            for bits in spec.bits:
+                try:
+                    quantize.check_combination(method, bits)
+                except quantize.QuantizationError as error:
+                    note = f"skipped: {error}"
+                    if note not in notes:
+                        notes.append(note)
+                    continue
+                for group_size in spec.group_sizes:
+                    cells.append(Cell(checkpoint, method, bits, group_size))
+    return cells, notes
+
+
+def _format(value) -> str:
+    """How a value is written to the CSV (and compared when resuming)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if value.is_integer() and abs(value) < 1e18:
+            return str(int(value)) if value != 0 or math.copysign(1, value) > 0 else "0"
+        return repr(value)
+    return str(value)
+
+
+def _settings(spec: SweepSpec, eval_window: int, calibration_length: int) -> dict:
+    return {
+        "eval_source": spec.eval_source, "eval_window": eval_window, "eval_tokens": spec.eval_tokens,
+        "calibration_source": spec.calibration_source, "calibration_length": calibration_length,
+        "calib_samples": spec.calibration_samples, "symmetric": spec.symmetric, "act_order": spec.act_order,
+        "damp": spec.damp, "seed": spec.seed,
+    }
+
+
+def cell_key(cell: Cell, settings: dict) -> tuple[str, ...]:
+    values = {"checkpoint": cell.checkpoint.label, "method": cell.method, "bits": cell.bits,
+              "group_size": cell.group_size, **settings}
+    return tuple(_format(values[column]) for column in KEY_COLUMNS)
+
+
+# -------------------------------------------------------------------------------------- the CSV table
+def _lock(path: Path) -> FileLock:
+    return FileLock(str(path) + ".lock")
+
+
+def _read_rows_unlocked(path: Path) -> list[dict]:
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise SweepSpecError(
+                f"{path}: its columns ({', '.join(reader.fieldnames or [])}) are not those of a QiD sweep table; "
+                "write to a new file"
+            )
+        return list(reader)
+
+
+def _repair_partial_line_unlocked(path: Path) -> None:
+    """Drop an incomplete last line (a writer killed mid-write); complete rows always end with a newline."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return
+        data = handle.seek(0) or handle.read()
+        handle.truncate(data.rfind(b"\n") + 1)
+
+
+def finished_keys(path: str | os.PathLike) -> set[tuple[str, ...]]:
+    """Keys of the cells already in the table (empty when the file does not exist)."""
+    path = Path(path)
+    with _lock(path):
+        _repair_partial_line_unlocked(path)
+        return {tuple(row[column] for column in KEY_COLUMNS) for row in _read_rows_unlocked(path)}
+
+
+def append_row(path: str | os.PathLike, row: dict) -> bool:
+    """Append one row under the file lock unless its cell is already there; True when written."""
+    path = Path(path)
+    missing = [column for column in COLUMNS if column not in row]
+    if missing:
+        raise ValueError(f"row lacks column(s) {', '.join(missing)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(path):
+        _repair_partial_line_unlocked(path)
+        existing = _read_rows_unlocked(path)
+        key = tuple(_format(row[column]) for column in KEY_COLUMNS)
+        if any(tuple(old[column] for column in KEY_COLUMNS) == key for old in existing):
+            return False
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if not existing and (not path.is_file() or path.stat().st_size == 0):
+            writer.writerow(COLUMNS)
+        writer.writerow([_format(row[column]) for column in COLUMNS])
+        with open(path, "a", newline="") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+    return True
+
+
+def load_results(path: str | os.PathLike):
+    """The sweep table as a DataFrame, checked (columns present, losses finite)."""
+    from qid.tables import load_table
+
+    return load_table(path, required=COLUMNS, finite=("loss_16", "loss_q", "qid", "bits", "N"))
+
+
+# ---------------------------------------------------------------------------------------------- running
+def run_sweep(
+    spec: SweepSpec,
+    output: str | os.PathLike,
+    shard=None,
+    progress: bool = True,
+    after_cell=None,
+    log=None,
+) -> dict:
+    """Run the pending cells of `spec` (of one shard, if given), appending each finished row to `output`.
+
+    after_cell(row) is called after each row is written (tests inject failures there). Returns a summary:
+    cells in the sweep, already done, written now, skipped (with reasons).
+    """
+    spec = spec.validated()
+    log = log or (lambda message: print(message, file=sys.stderr))
+    shard = parse_shard(shard)
+    output = Path(output)
+    cells, notes = sweep_cells(spec)
+    for note in notes:
+        log(note)
+    if shard is not None:
+        index, count = shard
+        cells = cells[index - 1 :: count]
+    done = finished_keys(output)
+    device = runtime.resolve_device(spec.device)
+    dtype = runtime.compute_dtype(device)
+    summary = {"cells": len(cells), "already_done": 0, "written": 0, "skipped": []}
+    by_checkpoint: dict = {}
+    for cell in cells:
+        by_checkpoint.setdefault(cell.checkpoint, []).append(cell)
+    unavailable: dict[str, str] = {}
+    versions, commit = provenance.package_versions_string(), provenance.git_commit()
+    device_text = _device_text(device)
+
+    bar = tqdm(total=len(cells), desc="QiD sweep", unit="cell", disable=not progress)
+    try:
+        for checkpoint, checkpoint_cells in by_checkpoint.items():
+            # The key needs the window length, which may default to the model's context: read the config only.
+            context = checkpoint_module.context_length(checkpoint)
+            eval_window, calibration_length = _window_lengths(spec, checkpoint, context)
+            settings = _settings(spec, eval_window, calibration_length)
+            pending = [cell for cell in checkpoint_cells if cell_key(cell, settings) not in done]
+            summary["already_done"] += len(checkpoint_cells) - len(pending)
+            bar.update(len(checkpoint_cells) - len(pending))
+            if not pending:
+                continue
+            state = _CheckpointState(spec, checkpoint, eval_window, calibration_length, device, dtype, log)
+            try:
+                for cell in pending:
+                    if cell.method in unavailable:
+                        summary["skipped"].append((cell, unavailable[cell.method]))
+                        bar.update(1)
+                        continue
+                    bar.set_postfix_str(f"{Path(checkpoint.label).name} {cell.method} {cell.bits}b g{cell.group_size}")
+                    try:
+                        row = state.measure(cell, settings)
+                    except quantize.QuantizerUnavailable as error:
+                        unavailable[cell.method] = str(error)
+                        log(f"skipping {cell.method}: {error}")
+                        summary["skipped"].append((cell, str(error)))
+                        bar.update(1)
+                        continue
+                    row.update(device=device_text, dtype=str(dtype).removeprefix("torch."), versions=versions,
+                               git_commit=commit, finished_at=provenance.utc_now())
+                    if append_row(output, row):
+                        summary["written"] += 1
+                    else:
+                        summary["already_done"] += 1  # another writer finished it meanwhile
+                    done.add(cell_key(cell, settings))
+                    bar.update(1)
+                    if after_cell is not None:
+                        after_cell(row)
+            finally:
+                state.close()
+    finally:
+        bar.close()
+    return summary
+
+
+def _window_lengths(spec: SweepSpec, checkpoint, context: int | None) -> tuple[int, int]:
+    eval_window = spec.eval_window or min(context or DEFAULT_EVAL_WINDOW, DEFAULT_EVAL_WINDOW)
+    if context is not None and eval_window > context:
+        raise SweepSpecError(f"eval_window={eval_window} exceeds the context of {checkpoint.label} ({context} tokens)")
+    return eval_window, spec.calibration_length or eval_window
+
+
+def _device_text(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+class _CheckpointState:
+    """One loaded checkpoint: its windows, calibration sample, 16-bit losses and weight snapshot."""
+
+    def __init__(self, spec: SweepSpec, checkpoint, eval_window, calibration_length, device, dtype, log):
+        started = time.perf_counter()
+        self.spec = spec
+        self.eval_window, self.calibration_length = eval_window, calibration_length
+        self.model, self.tokenizer, self.info = checkpoint_module.load_checkpoint(checkpoint, device, dtype)
+        runtime.seed_everything(spec.seed)
+        stream = textsource.token_stream(spec.eval_source, self.tokenizer, role="eval")
+        self.windows = evaluate.evaluation_windows(stream, eval_window, spec.eval_tokens, spec.seed)
+        self._calibration = None
+        self.snapshot = quantize.snapshot_weights(self.model)
+        self.losses_16 = evaluate.window_losses(self.model, self.windows, spec.batch_size)
+        self.setup_seconds = time.perf_counter() - started
+        log(f"{self.info.checkpoint}: N={self.info.N:,} D={self.info.D} loss_16={float(self.losses_16.mean()):.4f} "
+            f"on {self.windows.shape[0]} windows × {eval_window} tokens")
+
+    def calibration(self) -> torch.Tensor:
+        """The calibration sample, drawn on first use (RTN-only sweeps never tokenize the calibration text)."""
+        if self._calibration is None:
+            stream = textsource.token_stream(self.spec.calibration_source, self.tokenizer, role="calibration")
+            self._calibration = textsource.sample_calibration(
+                stream, self.spec.calibration_samples, self.calibration_length, self.spec.seed)
+        return self._calibration
+
+    def measure(self, cell: Cell, settings: dict) -> dict:
+        started = time.perf_counter()
+        quantize.restore_weights(self.model, self.snapshot)
+        calibration = self.calibration() if cell.method in quantize.CALIBRATED_METHODS else None
+        runtime.seed_everything(self.spec.seed)
+        try:
+            report = quantize.quantize_model(
+                self.model, cell.method, cell.bits, cell.group_size, calibration,
+                symmetric=self.spec.symmetric, act_order=self.spec.act_order, damp=self.spec.damp,
+                batch_size=self.spec.batch_size,
+            )
+            losses_q = evaluate.window_losses(self.model, self.windows, self.spec.batch_size)
+        finally:
+            quantize.restore_weights(self.model, self.snapshot)
+        result = evaluate.paired_qid(self.losses_16, losses_q, tokens_per_window=self.eval_window - 1)
+        return {
+            "family": self.info.family, "checkpoint": self.info.checkpoint, "step": self.info.step,
+            "N": self.info.N, "D": self.info.D, "method": cell.method, "bits": cell.bits,
+            "group_size": cell.group_size, "loss_16": result.loss_16, "loss_q": result.loss_q,
+            "qid": result.qid, "qid_se": result.qid_se, "eval_windows": result.windows, **settings,
+            "seconds": round(time.perf_counter() - started, 3),
+            "quantize_seconds": round(report.seconds, 3),
+        }
+
+    def close(self):
+        del self.model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def add_measure_arguments(parser) -> None:
+    """The options of `qid measure` (the CLI's subcommand delegates here)."""
+    parser.add_argument("--config", help="sweep YAML (keys as SweepSpec fields); options given here override it")
+    parser.add_argument("--checkpoints", nargs="+", metavar="MODEL",
+                        help="local model folders and/or hub ids with revision, e.g. EleutherAI/pythia-160m-deduped@step143000")
+    parser.add_argument("--methods", nargs="+", metavar="METHOD", help=f"quantizers: {', '.join(quantize.METHODS)} (default rtn gptq)")
+    parser.add_argument("--bits", nargs="+", type=int, metavar="B", help="weight bit-widths, 2-16; 16 = no quantization (default 2 3 4 8)")
+    parser.add_argument("--group-size", dest="group_sizes", nargs="+", type=int, metavar="G",
+                        help=f"quantization group sizes in input columns; -1 = per-channel (default {quantize.DEFAULT_GROUP_SIZE})")
+    parser.add_argument("--eval-tokens", type=int, help="predicted tokens per evaluation (default 65536)")
+    parser.add_argument("--eval-window", type=int, help="tokens per evaluation window (default min(context, 2048))")
+    parser.add_argument("--eval-source", help="evaluation text: corpus:eval (default), wikitext2, refinedweb, or a .txt path")
+    parser.add_argument("--calibration-samples", type=int, help="calibration sequences (default 128)")
+    parser.add_argument("--calibration-length", type=int, help="tokens per calibration sequence (default: the eval window)")
+    parser.add_argument("--calibration-source", help="calibration text: corpus:calibration (default), wikitext2, refinedweb, or a path")
+    parser.add_argument("--seed", type=int, help="seed of the windows and calibration sample (default 0)")
+    parser.add_argument("--device", help="auto (default), cpu or cuda")
+    parser.add_argument("--batch-size", type=int, help="sequences per forward pass (default 8)")
+    parser.add_argument("--act-order", action="store_true", default=None, help="GPTQ: quantize columns by decreasing Hessian diagonal")
+    parser.add_argument("--symmetric", action="store_true", default=None, help="symmetric grid (default asymmetric)")
+    parser.add_argument("--damp", type=float, help="GPTQ dampening, fraction of the mean Hessian diagonal (default 0.01)")
+    parser.add_argument("--output", required=True, help="CSV to append rows to (created if missing; finished cells are skipped)")
+    parser.add_argument("--shard", help="i/n: run every n-th cell starting at the i-th (1 ≤ i ≤ n)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def measure_from_arguments(args) -> int:
+    """Handler of `qid measure`: build the spec, run the (sharded) sweep, print a one-line summary."""
+    options = {key: getattr(args, key, None) for key in SPEC_KEYS}
+    if args.config:
+        spec = load_sweep_spec(args.config, overrides=options)
+    else:
+        if not options.get("checkpoints"):
+            raise SweepSpecError("checkpoints: give --checkpoints MODEL [MODEL ...] or --config sweep.yaml")
+        spec = sweep_spec_from_dict({key: value for key, value in options.items() if value is not None})
+    shard = parse_shard(args.shard)
+    summary = run_sweep(spec, args.output, shard=shard, progress=not args.no_progress)
+    skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
+    print(f"{args.output}: {summary['written']} row(s) written, {summary['already_done']} already done{skipped} "
+          f"(of {summary['cells']} cell(s){'' if shard is None else f' in shard {shard[0]}/{shard[1]}'})")
+    return 0
