@@ -146,10 +146,21 @@ def _run_tokens_for_qid(args) -> int:
     return 0
 
 
+# --- measure (qid.sweep) --------------------------------------------------------------------------------
+
+
+def _add_measure(subparsers) -> None:
+    from qid import sweep
+
+    parser = subparsers.add_parser("measure", help="quantize checkpoints and measure QiD: a resumable, shardable sweep into a CSV")
+    sweep.add_measure_arguments(parser)
+    parser.set_defaults(handler=sweep.measure_from_arguments)
+
+
 # --- main --------------------------------------------------------------------------------------------
 
 
-COMMANDS = [_add_laws, _add_predict, _add_tokens_for_qid]
+COMMANDS = [_add_laws, _add_predict, _add_tokens_for_qid, _add_measure]
 
 
 def build_parser() -> argparse.ArgumentParser:
