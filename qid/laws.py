@@ -262,6 +262,80 @@ register_law(
 )
 
 
+# --- Ouyang et al.'s separate laws (one factor at a time) -------------------------------------------------
+# The paper fits QiD against one variable at a time, each with a free prefactor. It prints the exponents
+# (below) but not the prefactors, so these laws carry no parameter set: a complete published set does not
+# exist. Fit the prefactor with the exponent fixed, e.g. fit_law(law, data, fixed=OUYANG_SEPARATE_EXPONENTS[name]).
+
+
+def ouyang_separate_D(D, k, beta):
+    """QiD against training tokens alone (Ouyang et al. 2024): QiD(D) = k · D^β.
+
+    Published exponent β = 0.5316; the prefactor k is not published.
+    """
+    return k * np.power(D, beta)
+
+
+def ouyang_separate_N(N, k, alpha):
+    """QiD against model size alone (Ouyang et al. 2024): QiD(N) = k · N^(−α).
+
+    Published exponent α = 0.2276; the prefactor k is not published.
+    """
+    return k / np.power(N, alpha)
+
+
+def ouyang_separate_P(P, k, gamma):
+    """QiD against bit width alone (Ouyang et al. 2024): QiD(P) = k · P^(−γ).
+
+    Published exponent γ = 5.4812; the prefactor k is not published.
+    """
+    return k / np.power(P, gamma)
+
+
+# The published exponents only (prefactors open), keyed by law name.
+OUYANG_SEPARATE_EXPONENTS = {
+    "ouyang_separate_D": {"beta": 0.5316},
+    "ouyang_separate_N": {"alpha": 0.2276},
+    "ouyang_separate_P": {"gamma": 5.4812},
+}
+
+register_law(
+    Law(
+        name="ouyang_separate_D",
+        function=ouyang_separate_D,
+        response="qid",
+        formula="QiD = k * D^beta   (D alone)",
+        latex=r"\mathrm{QiD}(D) = k\,D^{\beta}",
+        source="ouyang2024lowbit",
+        bounds={"k": (0, None), "beta": (0, 3)},
+    )
+)
+
+register_law(
+    Law(
+        name="ouyang_separate_N",
+        function=ouyang_separate_N,
+        response="qid",
+        formula="QiD = k * N^(-alpha)   (N alone)",
+        latex=r"\mathrm{QiD}(N) = k\,N^{-\alpha}",
+        source="ouyang2024lowbit",
+        bounds={"k": (0, None), "alpha": (0, 3)},
+    )
+)
+
+register_law(
+    Law(
+        name="ouyang_separate_P",
+        function=ouyang_separate_P,
+        response="qid",
+        formula="QiD = k * P^(-gamma)   (P alone)",
+        latex=r"\mathrm{QiD}(P) = k\,P^{-\gamma}",
+        source="ouyang2024lowbit",
+        bounds={"k": (0, None), "gamma": (0, 20)},
+    )
+)
+
+
 # --- parameter sets from fits ---------------------------------------------------------------------------
 
 
