@@ -190,7 +190,18 @@ def _add_corpus(subparsers) -> None:
         [f"--vocab-size={args.vocab_size}"] + ["--tokenizer-only"] * args.tokenizer_only + ["--corpus-only"] * args.corpus_only))
 
 
-COMMANDS = [_add_laws, _add_predict, _add_tokens_for_qid, _add_train_suite, _add_measure_suite, _add_corpus, _add_measure]
+# --- fit (qid.fit) -------------------------------------------------------------------------------------
+
+
+def _add_fit(subparsers) -> None:
+    from qid import fit
+
+    parser = subparsers.add_parser("fit", help="fit a law to a CSV with lmfit: several starts, least squares or Huber, bootstrap")
+    fit.add_fit_arguments(parser)
+    parser.set_defaults(handler=fit.fit_from_arguments)
+
+
+COMMANDS = [_add_laws, _add_predict, _add_tokens_for_qid, _add_train_suite, _add_measure_suite, _add_corpus, _add_measure, _add_fit]
 
 
 def build_parser() -> argparse.ArgumentParser:
