@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from qid import train as training
 from qid.models import MINI_SHAPES
 from qid.paths import DATA_DIR, REPO_ROOT
@@ -565,3 +567,91 @@ def measure_suite_from_arguments(args) -> int:
     for kind, path in write_suite_tables(args.preset, args.runs_dir, args.output_dir).items():
         print(f"{kind}: {path}")
     return 0
+
+
+# ------------------------------------------------------------------------------------------- analysis
+def significant_rows(qid_table, min_sigma: float = 2.0):
+    """Rows whose QiD is above zero by at least `min_sigma` standard errors (the rest is noise at our scale)."""
+    return qid_table[qid_table["qid"] > min_sigma * qid_table["qid_se"]]
+
+
+def log_slope(x, y) -> tuple[float, float, int]:
+    """Least-squares slope of log y on log x, its standard error and the number of points (NaN below 3)."""
+    x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    n = len(x)
+    if n < 3 or np.ptp(x) == 0:
+        return float("nan"), float("nan"), n
+    design = np.column_stack([np.ones(n), x])
+    coefficients, residuals, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coefficients
+    sigma2 = float(resid @ resid) / (n - 2)
+    covariance = sigma2 * np.linalg.inv(design.T @ design)
+    return float(coefficients[1]), float(np.sqrt(covariance[1, 1])), n
+
+
+def token_slopes(qid_table, phases=("intermediate", "final"), min_sigma: float = 2.0):
+    """Per size, method and bits: slope of log QiD against log tokens (the paper's β, one size at a time),
+    over the checkpoints of the given phases whose QiD is significantly positive."""
+    import pandas as pd
+
+    rows = []
+    table = significant_rows(qid_table[qid_table["phase"].isin(phases)], min_sigma)
+    for (size, method, bits), group in table.groupby(["size", "method", "bits"], sort=False):
+        slope, se, n = log_slope(group["tokens"], group["qid"])
+        rows.append({"size": size, "N": int(group["N"].iloc[0]), "method": method, "bits": int(bits),
+                     "beta": slope, "beta_se": se, "points": n,
+                     "tokens_min": group["tokens"].min(), "tokens_max": group["tokens"].max()})
+    return pd.DataFrame(rows, columns=["size", "N", "method", "bits", "beta", "beta_se", "points", "tokens_min", "tokens_max"])
+
+
+def fit_ouyang_per_bit(qid_table, method: str, bits: int, phases=("intermediate", "final"), min_sigma: float = 2.0):
+    """lmfit fit of QiD = k·D^β / N^α (law ouyang_per_bit) to the significant cells of one method and bit
+    width; least squares on log residuals (qid.fit). Returns the FitResult."""
+    from qid.fit import fit_law
+
+    table = significant_rows(qid_table[(qid_table["method"] == method) & (qid_table["bits"] == bits)
+                                       & qid_table["phase"].isin(phases)], min_sigma)
+    if len(table) < 4 or table["N"].nunique() < 2:
+        raise ValueError(f"{method} {bits}-bit: only {len(table)} significant cells over {table['N'].nunique()} "
+                         "size(s); need ≥ 4 cells over ≥ 2 sizes to fit α and β")
+    data = table.rename(columns={"tokens": "D"})[["N", "D", "qid"]].astype(float).reset_index(drop=True)
+    return fit_law("ouyang_per_bit", data)
+
+
+def design_effects(qid_table):
+    """Paired comparisons at the same size, method and bits, one row per pair:
+
+    * ``anneal_vs_midschedule``: a separate run annealed at T tokens (annealed design) minus the cosine run's
+      mid-schedule checkpoint at the same T;
+    * ``wsd_decay``: a WSD branch after its decay (T tokens) minus its stable-phase start (0.8·T tokens).
+
+    difference_se = sqrt(se_a² + se_b²) treats the two QiDs as independent; both are measured on the same
+    evaluation windows, so it is conservative when their errors are positively correlated.
+    """
+    import pandas as pd
+
+    keys = ["size", "method", "bits"]
+    rows = []
+    cosine = qid_table[qid_table["phase"] == "intermediate"]
+    for _, row in qid_table[qid_table["phase"] == "annealed"].iterrows():
+        match = cosine[(cosine[keys] == row[keys]).all(axis=1) & (cosine["tokens"] == row["tokens"])]
+        if len(match):
+            other = match.iloc[0]
+            rows.append({"comparison": "anneal_vs_midschedule", **{k: row[k] for k in keys}, "tokens_a": row["tokens"],
+                         "tokens_b": other["tokens"], "qid_a": row["qid"], "qid_b": other["qid"],
+                         "lr_a": row["lr"], "lr_b": other["lr"],
+                         "difference": row["qid"] - other["qid"], "difference_se": math.hypot(row["qid_se"], other["qid_se"])})
+    stable = qid_table[qid_table["phase"] == "stable"]
+    for _, row in qid_table[qid_table["phase"] == "decayed"].iterrows():
+        start = int(row["run"].rsplit("decay", 1)[1])
+        match = stable[(stable[keys] == row[keys]).all(axis=1) & (stable["step"] == start)]
+        if len(match):
+            other = match.iloc[0]
+            rows.append({"comparison": "wsd_decay", **{k: row[k] for k in keys}, "tokens_a": row["tokens"],
+                         "tokens_b": other["tokens"], "qid_a": row["qid"], "qid_b": other["qid"],
+                         "lr_a": row["lr"], "lr_b": other["lr"],
+                         "difference": row["qid"] - other["qid"], "difference_se": math.hypot(row["qid_se"], other["qid_se"])})
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["z"] = table["difference"] / table["difference_se"]
+    return table

@@ -261,11 +261,13 @@ def _jsonable(value):
 
 
 # ------------------------------------------------------------------------------------------------ train
-def train(output_dir: str | Path, config: TrainConfig, progress: bool = True) -> Path:
+def train(output_dir: str | Path, config: TrainConfig, progress: bool = True, stop_after: int | None = None) -> Path:
     """Train (or resume) one run; returns the folder of its final checkpoint.
 
     If the final checkpoint already exists, nothing is trained. If earlier checkpoints with optimizer
     state exist, training resumes from the last one and gives the same result as an uninterrupted run.
+    stop_after: stop at this checkpoint step (one of `checkpoint_steps`) as if interrupted there, e.g. to
+    re-create a run's first checkpoints exactly without training the rest.
     """
     from tqdm.auto import tqdm
 
@@ -275,7 +277,9 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True) ->
     config.validate()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_dir(output_dir, config.steps)
+    if stop_after is not None and stop_after not in set(config.checkpoint_steps) | {config.steps}:
+        raise ValueError(f"stop_after={stop_after}: not a checkpoint step of this run ({sorted(config.checkpoint_steps)})")
+    final = checkpoint_dir(output_dir, stop_after or config.steps)
     if (final / METADATA_FILE).is_file():
         _resume_point(output_dir, config)  # still refuse a folder of another run
         return final
@@ -339,7 +343,7 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True) ->
     bar = tqdm(total=config.steps, initial=start_step, desc=f"{config.run or output_dir.name}", disable=not progress,
                mininterval=5, unit="step")
     last = None
-    for step in range(start_step + 1, config.steps + 1):
+    for step in range(start_step + 1, (stop_after or config.steps) + 1):
         began = time.perf_counter()
         lr = config_learning_rate(config, step)
         for group in optimizer.param_groups:
@@ -379,8 +383,8 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True) ->
                 "commit": git_commit(), "machine": machine_description(), "packages": package_versions_string(),
                 "saved_utc": utc_now(),
             }
-            keep_state = config.keep_training_state == "all" or step == config.steps
-            last = _save_checkpoint(output_dir, step, model, tokenizer, optimizer, metadata, log_rows, keep_state)
+            # every checkpoint is saved resumable; with "last", the previous one's optimizer state is dropped
+            last = _save_checkpoint(output_dir, step, model, tokenizer, optimizer, metadata, log_rows, True)
             if config.keep_training_state == "last":
                 for folder in list_checkpoints(output_dir):
                     if folder != last and (folder / STATE_FILE).is_file():

@@ -66,13 +66,14 @@ def test_training_is_deterministic_and_resume_equals_uninterrupted(tmp_path):
     for name, tensor in _weights(straight).items():
         assert torch.equal(tensor, _weights(again)[name]), name
 
-    # Interrupt: train only to step 4 (same schedule of 8 steps), by removing the final checkpoint afterwards.
+    # Interrupt at step 4 (stop_after), then resume; "last" keeps only the newest optimizer state.
     resumed_dir = tmp_path / "resumed"
-    training.train(resumed_dir, TrainConfig(steps=8, checkpoint_steps=(4,), **TINY), progress=False)
-    import shutil
-
-    shutil.rmtree(resumed_dir / "step-000008")
-    resumed = training.train(resumed_dir, TrainConfig(steps=8, checkpoint_steps=(4,), **TINY), progress=False)
+    interrupted = TrainConfig(steps=8, checkpoint_steps=(4,), keep_training_state="last", **TINY)
+    stopped = training.train(resumed_dir, interrupted, progress=False, stop_after=4)
+    assert stopped.name == "step-000004" and (stopped / training.STATE_FILE).is_file()
+    assert not (resumed_dir / "step-000008").exists()
+    resumed = training.train(resumed_dir, interrupted, progress=False)
+    assert not (stopped / training.STATE_FILE).exists()
     for name, tensor in _weights(straight).items():
         assert torch.equal(tensor, _weights(resumed)[name]), name
     log_straight = training.read_train_log(tmp_path / "straight")
@@ -82,6 +83,8 @@ def test_training_is_deterministic_and_resume_equals_uninterrupted(tmp_path):
     # A folder of another run is refused, not silently mixed.
     with pytest.raises(training.TrainingError, match="different run"):
         training.train(resumed_dir, TrainConfig(steps=8, checkpoint_steps=(4,), **dict(TINY, seed=1)), progress=False)
+    with pytest.raises(ValueError, match="stop_after"):
+        training.train(tmp_path / "x", TrainConfig(steps=8, checkpoint_steps=(4,), **TINY), stop_after=5)
 
 
 def test_metadata_and_from_pretrained(tmp_path):
