@@ -131,8 +131,14 @@ def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int = DEFAULT_GROU
     if bits == BASELINE_BITS:
         return weight.clone()
     w = weight.float()
+    rows, columns = w.shape
+    if group_size != PER_CHANNEL and group_size < columns and columns % group_size == 0:
+        # all groups at once: one row per (output row, group)
+        grouped = w.reshape(rows * (columns // group_size), group_size)
+        scale, zero = grid_parameters(grouped, bits, symmetric)
+        return quantize_to_grid(grouped, scale, zero, bits).reshape(rows, columns).to(weight.dtype)
     result = torch.empty_like(w)
-    for start, stop in _group_bounds(w.shape[1], group_size):
+    for start, stop in _group_bounds(columns, group_size):
         scale, zero = grid_parameters(w[:, start:stop], bits, symmetric)
         result[:, start:stop] = quantize_to_grid(w[:, start:stop], scale, zero, bits)
     return result.to(weight.dtype)
