@@ -237,12 +237,12 @@ def _cost(size: str) -> float:
     return shape.non_embedding_parameters + 2.0 * shape.d_model * 4096 + 2e5
 
 
-def train_suite(preset: str = "cpu", runs_dir: str | Path = DEFAULT_RUNS_DIR, designs=DESIGNS, sizes=None,
+def train_suite(preset: "str | SuitePreset" = "cpu", runs_dir: str | Path = DEFAULT_RUNS_DIR, designs=DESIGNS, sizes=None,
                 device: str = "cpu", shard: tuple[int, int] | None = None, progress: bool = True,
                 log=None) -> list[Path]:
     """Train (or resume) every planned run of one shard; returns the final checkpoint folders."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    spec = get_preset(preset)
+    spec = get_preset(preset) if isinstance(preset, str) else preset.validate()
     runs = shard_runs(plan_runs(spec, runs_dir, designs, sizes, device), shard)
     finals = []
     for run in runs:

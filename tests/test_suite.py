@@ -58,9 +58,14 @@ def test_unknown_preset_and_design_are_named():
 
 
 def test_tiny_wsd_suite_end_to_end(tmp_path):
-    finals = suite.train_suite("tiny", tmp_path, designs=("wsd",), progress=False, log=lambda message: None)
+    import dataclasses
+
+    # the tiny preset, shortened: a 24-step constant run and decay branches to 15 and 30 steps
+    preset = dataclasses.replace(suite.get_preset("tiny"), name="test", tokens={"0.1m": 7_680, "0.3m": 7_680},
+                                 warmup_steps=2, eval_sequences=2)
+    finals = suite.train_suite(preset, tmp_path, designs=("wsd",), progress=False, log=lambda message: None)
     assert len(finals) == 3  # the constant run and two decay branches
-    table = suite.collect_checkpoints("tiny", tmp_path)
+    table = suite.collect_checkpoints("test", tmp_path)
     assert set(table["phase"]) == {"stable", "decayed"}
     decayed = table[table["phase"] == "decayed"]
     assert np.allclose(decayed["lr"], 0.1 * 3e-3)
@@ -68,9 +73,9 @@ def test_tiny_wsd_suite_end_to_end(tmp_path):
     assert np.allclose(stable["lr"], 3e-3)
     assert (table["tokens"] == table["step"] * 4 * 64).all()
     # a finished suite is not retrained
-    again = suite.train_suite("tiny", tmp_path, designs=("wsd",), progress=False, log=lambda message: None)
+    again = suite.train_suite(preset, tmp_path, designs=("wsd",), progress=False, log=lambda message: None)
     assert again == finals
-    logs = suite.collect_train_logs("tiny", tmp_path)
+    logs = suite.collect_train_logs("test", tmp_path)
     assert {"design", "run", "size", "N", "step", "tokens", "lr", "train_loss"} <= set(logs.columns)
 
 
