@@ -103,17 +103,19 @@ PRESETS = {
         eval_sequences=8, qid_eval_tokens=2_048, qid_calibration_samples=8,
         note="tiny preset: seconds per run, for tests",
     ),
-    # For the GPU campaign (bf16 autocast on CUDA); not run on these machines.
+    # For the GPU campaign (bf16 autocast on CUDA); not run on these machines. The committed train split has
+    # 3.6M tokens, so 14M tokens is ~4 epochs, about as far as repetition is harmless (Muennighoff et al. 2023):
+    # going further needs a larger corpus first.
     "gpu": SuitePreset(
         name="gpu",
-        sizes=("0.3m", "1m", "3m", "10m", "30m"),
-        tokens={"0.3m": 300_000_000, "1m": 300_000_000, "3m": 300_000_000, "10m": 300_000_000, "30m": 300_000_000},
-        max_lr={"0.3m": 3e-3, "1m": 2e-3, "3m": 1.5e-3, "10m": 1e-3, "30m": 6e-4},
-        batch_size=64, seq_len=512, warmup_steps=200, first_checkpoint_step=64, regular_checkpoints=8,
-        annealed_sizes=("1m", "3m", "10m"), wsd_sizes=("1m", "3m", "10m"),
-        budget_fractions=(1 / 64, 1 / 16, 0.25, 1.0),
-        eval_sequences=64, qid_eval_tokens=131_072, qid_calibration_samples=128,
-        note="GPU preset: 5 sizes (2 decades of N), up to 1,000 tokens per parameter at 0.3M",
+        sizes=("0.1m", "0.3m", "1m", "3m", "10m"),
+        tokens={size: 14_000_000 for size in ("0.1m", "0.3m", "1m", "3m", "10m")},
+        max_lr={"0.1m": 3e-3, "0.3m": 3e-3, "1m": 2e-3, "3m": 1.5e-3, "10m": 1e-3},
+        batch_size=32, seq_len=256, warmup_steps=50, first_checkpoint_step=16, regular_checkpoints=8,
+        annealed_sizes=("0.1m", "0.3m", "1m", "3m", "10m"), wsd_sizes=("0.1m", "0.3m", "1m", "3m", "10m"),
+        budget_fractions=(1 / 16, 1 / 8, 0.25, 0.5, 1.0),
+        eval_sequences=64, qid_eval_tokens=65_536, qid_calibration_samples=128,
+        note="GPU preset: 5 sizes (2 decades of N), 14M tokens each (~4 epochs of the corpus), all designs at every size",
     ),
 }
 

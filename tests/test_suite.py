@@ -89,3 +89,11 @@ def test_committed_cpu_tables_load_and_cover_the_suite():
     assert len(qid) == len(checkpoints) * 2 * 4  # every checkpoint × RTN, GPTQ × 2, 3, 4, 8 bits
     assert set(qid["bits"]) == {2, 3, 4, 8} and set(qid["method"]) == {"rtn", "gptq"}
     assert (qid["qid_se"] >= 0).all()
+
+
+@pytest.mark.parametrize("name", sorted(suite.PRESETS))
+def test_every_preset_plans_valid_runs(name):
+    runs = suite.plan_runs(name)
+    assert runs
+    for run in runs:
+        run.config.validate()
