@@ -5,7 +5,8 @@ bounds and fixed values as data), and solved in two stages:
 
 1. **Multi-start search.** A local L-BFGS-B run (scipy) from every start of a grid, or from N seeded
    random starts, on a vectorised numpy objective with an exact gradient (complex-step differentiation of
-   the law, or an analytic gradient where one is registered). The best end point is kept.
+   the law, or an analytic gradient where one is registered). The 20 best end points are refined to tight
+   tolerances and the best kept.
 2. **Polish and report.** lmfit's `Minimizer` (method ``least_squares``, trust-region reflective with the
    same loss) restarts from that point; its `MinimizerResult` gives the `fit_report()` a reader sees and,
    for least squares, the standard errors.
@@ -30,6 +31,7 @@ intervals of parameters and of predictions. Results save to JSON (`FitResult.sav
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -765,8 +767,9 @@ def _validate_options(loss, delta, space, starts, bootstrap, confidence, screen)
         raise ValueError(f"unknown space {space!r}; use one of {', '.join(SPACES)}")
     if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
         raise ValueError(f"Huber delta must be a finite number > 0, got {delta!r}")
-    if not (starts == "grid" or (isinstance(starts, (int, np.integer)) and not isinstance(starts, bool) and starts >= 1)):
-        raise ValueError(f"starts must be 'grid' or a positive number of random starts, got {starts!r}")
+    explicit = isinstance(starts, (list, tuple)) and len(starts) > 0 and all(isinstance(item, dict) for item in starts)
+    if not (explicit or starts == "grid" or (isinstance(starts, (int, np.integer)) and not isinstance(starts, bool) and starts >= 1)):
+        raise ValueError(f"starts must be 'grid', a positive number of random starts or a list of {{name: value}} starts, got {starts!r}")
     if not (isinstance(bootstrap, (int, np.integer)) and bootstrap >= 0):
         raise ValueError(f"bootstrap must be a number of replicates >= 0, got {bootstrap!r}")
     if not 0 < confidence < 1:
@@ -794,7 +797,16 @@ def _build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters
 
 
 def _starting_points(problem: _Problem, starts, grid, seed) -> np.ndarray:
-    """Start points in search coordinates: the full grid, or `starts` seeded uniform draws in the grid's box."""
+    """Start points in search coordinates: the full grid, `starts` seeded uniform draws in the grid's box, or
+    the given list of {name: value} points (e.g. an earlier fit's parameters)."""
+    if isinstance(starts, (list, tuple)):
+        points = []
+        for point in starts:
+            missing = set(problem.free) - set(point)
+            if missing:
+                raise ValueError(f"a start point lacks {sorted(missing)}")
+            points.append(problem.search(np.array([float(point[name]) for name in problem.free])))
+        return np.array(points)
     grid_values = start_grid(problem.law, problem.free, {n for n, is_log in zip(problem.free, problem.is_log) if is_log})
     if grid:
         unknown = set(grid) - set(problem.free)
@@ -865,30 +877,40 @@ def _natural_bounds(problem: _Problem):
             yield name, low, high
 
 
-def fit_law(law: Law | str, data, **options) -> FitResult:
-    """Fit a registered law (or a `Law`) to a table with columns named after its variables and response.
+def _with_one_blas_thread(function):
+    """Decorator: run `function` inside single_threaded_blas() (see there for why)."""
 
-    Options (all keyword):
-    loss: 'least_squares' (sum of squared residuals) or 'huber' (SUM of Huber_δ, δ = `delta`);
-    space: 'log' (residual log y − log ŷ; default) or 'linear' (y − ŷ);
-    starts: 'grid' (every point of START_GRIDS[law] or `grid`) or N seeded random starts in the grid's box;
-    screen: run the local optimiser only from the `screen` starts with the lowest objective;
-    fixed: {name: value} held constant; bounds: {name: (min, max)} overriding the law's; log_parameters:
-    names searched as logarithms (default: positive parameters without an upper bound);
-    bootstrap: replicates resampling the points (seeded by `seed`) for percentile intervals at `confidence`;
-    holdout: variables ('N', 'D') whose `holdout_top` largest distinct values are held out and predicted.
-    A fit that fails raises FitError, unless allow_failure=True (then `converged` is False).
-    """
-    with single_threaded_blas():
-        return _fit_law(law, data, **options)
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
-def _fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float = DEFAULT_DELTA, space: str = "log",
+@_with_one_blas_thread
+def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float = DEFAULT_DELTA, space: str = "log",
             starts: str | int = "grid", grid: dict | None = None, screen: int | None = None,
             fixed: dict[str, float] | None = None, bounds: dict | None = None, log_parameters=None,
             bootstrap: int = 0, seed: int = 0, confidence: float = DEFAULT_CONFIDENCE,
             holdout: tuple[str, ...] | list[str] = (), holdout_top: int = 1,
             max_iterations: int | None = None, allow_failure: bool = False, keep_table: bool = True) -> FitResult:
+    """Fit a registered law (or a `Law`) to a table with columns named after its variables and response.
+
+    Options (all keyword):
+    loss: 'least_squares' (sum of squared residuals) or 'huber' (SUM of Huber_δ, δ = `delta`);
+    space: 'log' (residual log y − log ŷ; default) or 'linear' (y − ŷ);
+    starts: 'grid' (every point of START_GRIDS[law] or `grid`), N seeded random starts in the grid's box, or a
+    list of {name: value} start points (e.g. [earlier_fit.params]);
+    screen: run the local optimiser only from the `screen` starts with the lowest objective;
+    fixed: {name: value} held constant; bounds: {name: (min, max)} overriding the law's; log_parameters:
+    names searched as logarithms (default: positive parameters without an upper bound);
+    bootstrap: replicates resampling the points (seeded by `seed`) for percentile intervals at `confidence`;
+    holdout: variables ('N', 'D') whose `holdout_top` largest distinct values are held out and predicted;
+    max_iterations: cap on L-BFGS iterations per start and on lmfit's evaluations (None: no cap);
+    keep_table: keep the fitted table on the result (`result.table`; never saved).
+    A fit that fails raises FitError, unless allow_failure=True (then `converged` is False).
+    """
     began = time.perf_counter()
     law = get_law(law) if isinstance(law, str) else law
     _validate_options(loss, delta, space, starts, bootstrap, confidence, screen)
