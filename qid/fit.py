@@ -646,18 +646,18 @@ def prepare_data(law: Law, data, space: str = "log", n_free: int | None = None) 
     elif isinstance(data, pd.DataFrame):
         table = data
         source = data.attrs.get("source", "table")
-        description = {"path": data.attrs.get("source")}
+        # attrs name the file a table was read from; they survive subsetting, so that file's hash is kept only
+        # as `source_sha256`, and `sha256` is always that of the points actually fitted.
+        description = {"path": None, "source_path": data.attrs.get("source"), "source_sha256": data.attrs.get("sha256")}
     else:
         raise TypeError(f"data must be a CSV path or a pandas DataFrame, not {type(data).__name__}")
     columns = [*law.variables, law.response]
     positive = [*law.variables] + ([law.response] if space == "log" else [])
     check_table(table, source, required=columns, positive=positive, finite=columns)
     table = table[columns].astype(float).reset_index(drop=True)
-    if "sha256" not in description:
-        # An in-memory table: hash of the fitted columns written as CSV (the file it came from, if known, below).
-        description["sha256"] = data.attrs.get("sha256") or _table_sha256(table)
-        if not data.attrs.get("sha256"):
-            description["sha256_of"] = "the fitted columns written as CSV (float repr)"
+    if "sha256" not in description:  # an in-memory table
+        description["sha256"] = _table_sha256(table)
+        description["sha256_of"] = "the fitted columns written as CSV (17 significant digits)"
     description["n_points"] = len(table)
     description["columns"] = columns
     if n_free is not None and len(table) <= n_free:

@@ -308,3 +308,14 @@ def test_hoffmann_procedure_screened_grid_reproduces_epochs_refit(chinchilla_poi
     assert result.params["A"] == pytest.approx(target["A"], rel=0.05)
     assert result.objective == pytest.approx(target["huber_sum"], rel=1e-3)
     assert result.objective_name.startswith("sum of Huber")
+
+
+def test_the_recorded_hash_is_that_of_the_points_fitted_not_of_the_file_they_came_from(noisy_unified, tmp_path):
+    csv = tmp_path / "qid.csv"
+    noisy_unified.to_csv(csv, index=False)
+    table = pd.read_csv(csv)
+    table.attrs.update(source=str(csv), sha256=fitting.file_sha256(csv))
+    whole = fit_law(UNIFIED, table, starts=3)
+    subset = fit_law(UNIFIED, table[table["P"] > 2], starts=3)
+    assert whole.data["source_sha256"] == subset.data["source_sha256"] == fitting.file_sha256(csv)
+    assert subset.data["sha256"] != whole.data["sha256"] and subset.data["n_points"] == 30
