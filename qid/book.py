@@ -32,6 +32,21 @@ def chapter_sources(root: Path = REPO_ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
+def chapter_parameters(source: Path) -> list[str]:
+    """Names assigned in the chapter's cell tagged `parameters` (the only tunable values of a chapter)."""
+    import ast
+
+    import jupytext
+
+    for cell in jupytext.read(source).cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            return [target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                    if isinstance(target, ast.Name)]
+    raise ValueError(f"{source}: no cell tagged 'parameters'")
+
+
 def load_parameters_file(path: str | Path) -> dict[str, dict]:
     path = Path(path)
     try:
@@ -87,6 +102,11 @@ def run_book(
         raise ValueError(f"unknown chapter(s) {', '.join(unknown)}; chapters: {', '.join(sorted(known))}")
     if only:
         sources = [source for source in sources if source.stem in only]
+    for source in sources:
+        unknown_names = sorted(set(parameters.get(source.stem, {})) - set(chapter_parameters(source)))
+        if unknown_names:
+            raise ValueError(f"chapter {source.stem} has no parameter(s) {', '.join(unknown_names)}; "
+                             f"its parameters: {', '.join(chapter_parameters(source))}")
 
     record_path = output_dir / "run_record.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
