@@ -45,6 +45,7 @@ import lmfit
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from qid.laws import Law, get_law
 from qid.paths import SHARED_REFERENCE_DIR
@@ -71,56 +72,14 @@ POLISH_TOLERANCE = 1e-12  # ftol, xtol and gtol of the lmfit least_squares polis
 # --- BLAS threads ------------------------------------------------------------------------------------------
 # scipy's L-BFGS-B calls BLAS on vectors of a few numbers; a multi-threaded OpenBLAS then spends far more time
 # waking its threads than computing (measured: 35x slower on a loaded 2-core machine). Fits run with one
-# BLAS thread: threadpoolctl when installed, else the OpenBLAS libraries numpy and scipy ship, found by ctypes.
-
-_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
-                     "openblas_set_num_threads")
-
-
-def _openblas_thread_controls() -> list[tuple[Callable, Callable]]:
-    import ctypes
-
-    controls, seen = [], set()
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:  # not Linux: leave BLAS as it is
-        return controls
-    for path in sorted(paths):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for setter_name in _OPENBLAS_SETTERS:
-            getter_name = setter_name.replace("set_", "get_")
-            if hasattr(library, setter_name) and hasattr(library, getter_name) and path not in seen:
-                setter, getter = getattr(library, setter_name), getattr(library, getter_name)
-                setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
-                controls.append((setter, getter))
-                seen.add(path)
-    return controls
+# BLAS thread (threadpoolctl).
 
 
 @contextlib.contextmanager
 def single_threaded_blas():
     """Run the enclosed code with one BLAS thread, restoring the previous setting afterwards."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-        return
-    controls = _openblas_thread_controls()
-    previous = [getter() for _, getter in controls]
-    for setter, _ in controls:
-        setter(1)
-    try:
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-    finally:
-        for (setter, _), count in zip(controls, previous):
-            setter(count)
 
 
 class FitError(RuntimeError):

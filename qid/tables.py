@@ -31,7 +31,7 @@ def load_table(
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        table = pd.read_csv(path, comment="#")
+        table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV ({error})") from error
     check_table(table, str(path), required, positive, finite)
