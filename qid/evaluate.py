@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from qid.runtime import autocast
 

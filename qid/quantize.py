@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from qid.runtime import autocast
 
@@ -426,6 +426,7 @@ def quantize_model(
     act_order: bool = False,
     damp: float = DEFAULT_DAMP,
     batch_size: int = 8,
+    true_sequential: bool = True,
     progress: bool = False,
 ) -> QuantizationReport:
     """Fake-quantize the Linear weights of `model`'s transformer blocks in place; returns a report.
@@ -445,7 +446,8 @@ def quantize_model(
     if method in CALIBRATED_METHODS:
         if calibration is None or calibration.ndim != 2 or calibration.shape[0] < 1:
             raise QuantizationError(f"method {method!r} needs calibration token ids [samples, length], got {None if calibration is None else tuple(calibration.shape)}")
-        details = _quantize_blockwise(model, method, bits, group_size, calibration, symmetric, act_order, damp, batch_size, progress)
+        details = _quantize_blockwise(model, method, bits, group_size, calibration, symmetric, act_order, damp, batch_size,
+                                      progress, true_sequential)
     else:
         for name, module in tqdm(linears.items(), desc=method, unit="layer", disable=not progress, leave=False):
             if method == "rtn":
@@ -457,37 +459,64 @@ def quantize_model(
     return QuantizationReport(method, bits, group_size, len(linears), time.perf_counter() - started, calibration_samples, details)
 
 
-def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric, act_order, damp, batch_size, progress) -> dict:
-    """GPTQ or AWQ block by block: statistics of each block's inputs come from the already-quantized blocks."""
+def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric, act_order, damp, batch_size, progress,
+                        true_sequential=True) -> dict:
+    """GPTQ or AWQ block by block: statistics of each block's inputs come from the already-quantized blocks.
+
+    With `true_sequential` (the default, as in the GPTQ reference code for LLaMA and in llmcompressor), the
+    Linear layers inside a block are also quantized one after another in execution order, each one's
+    statistics taken with the layers before it already quantized; otherwise all of a block's layers use the
+    statistics of the block's 16-bit pass.
+    """
     layers = decoder_layers(model)
     was_training = model.training
     model.eval()
     captured = _capture_block_inputs(model, layers, calibration, batch_size)
     details: dict = {}
     for index, layer in enumerate(tqdm(layers, desc=method, unit="block", disable=not progress, leave=False)):
-        device = next(layer.parameters()).device
         linears = {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)}
-        if method == "gptq":
-            statistics = {name: HessianAccumulator(module.in_features, device) for name, module in linears.items()}
-        else:
-            statistics = {name: InputSampler(module.in_features, device) for name, module in linears.items()}
-        handles = [
-            module.register_forward_hook(lambda _module, inputs, _output, name=name: statistics[name].add(inputs[0]))
-            for name, module in linears.items()
-        ]
-        try:
-            _run_block(layer, [list(entry) for entry in captured])  # statistics only; outputs discarded
-        finally:
-            for handle in handles:
-                handle.remove()
-        for name, module in linears.items():
-            if method == "gptq":
-                new_weight = gptq_quantize(module.weight, statistics[name].hessian, bits, group_size, symmetric, damp, act_order)
-            else:
-                new_weight, alpha = awq_quantize(module.weight, statistics[name].mean_absolute(), statistics[name].sample(), bits, group_size, symmetric)
-                details[f"{index}.{name}.alpha"] = alpha
-            module.weight.copy_(new_weight)
-        del statistics
+        order: list[str] = []
+        statistics = _block_statistics(method, layer, linears, captured, order)
+        groups = [[name] for name in order] if true_sequential else [list(order)]
+        for position, group in enumerate(groups):
+            if position > 0:  # earlier layers of this block are quantized now: fresh statistics for this group
+                statistics = _block_statistics(method, layer, {name: linears[name] for name in group}, captured)
+            for name in group:
+                module = linears[name]
+                if method == "gptq":
+                    new_weight = gptq_quantize(module.weight, statistics[name].hessian, bits, group_size, symmetric, damp, act_order)
+                else:
+                    new_weight, alpha = awq_quantize(module.weight, statistics[name].mean_absolute(), statistics[name].sample(), bits, group_size, symmetric)
+                    details[f"{index}.{name}.alpha"] = alpha
+                module.weight.copy_(new_weight)
+            del statistics
         _run_block(layer, captured)  # the quantized block's outputs feed the next block
     model.train(was_training)
     return details
+
+
+def _block_statistics(method, layer, linears: dict, captured, order: list | None = None) -> dict:
+    """Run the block on the captured inputs and accumulate each listed Linear's input statistics.
+
+    `order`, when given, receives the Linear names in the order they first run (their execution order).
+    """
+    device = next(layer.parameters()).device
+    if method == "gptq":
+        statistics = {name: HessianAccumulator(module.in_features, device) for name, module in linears.items()}
+    else:
+        statistics = {name: InputSampler(module.in_features, device) for name, module in linears.items()}
+
+    def hook(name):
+        def record(_module, inputs, _output):
+            if order is not None and name not in order:
+                order.append(name)
+            statistics[name].add(inputs[0])
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in linears.items()]
+    try:
+        _run_block(layer, [list(entry) for entry in captured])  # statistics only; outputs discarded
+    finally:
+        for handle in handles:
+            handle.remove()
+    return statistics

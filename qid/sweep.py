@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from filelock import FileLock
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from qid import checkpoints as checkpoint_module
 from qid import evaluate, provenance, quantize, runtime, textsource
@@ -515,3 +515,19 @@ def measure_from_arguments(args) -> int:
     print(f"{args.output}: {summary['written']} row(s) written, {summary['already_done']} already done{skipped} "
           f"(of {summary['cells']} cell(s){'' if shard is None else f' in shard {shard[0]}/{shard[1]}'})")
     return 0
+
+
+def results_for(spec: SweepSpec, path: str | os.PathLike):
+    """The rows of the table at `path` that belong to `spec`'s cells (other sweeps may share the file)."""
+    spec = spec.validated()
+    finished_keys(path)  # drops a partial last line, so the raw rows and the table align
+    table = load_results(path)
+    cells, _ = sweep_cells(spec)
+    keys = set()
+    for cell in cells:
+        eval_window, calibration_length = _window_lengths(spec, cell.checkpoint, checkpoint_module.context_length(cell.checkpoint))
+        keys.add(cell_key(cell, _settings(spec, eval_window, calibration_length)))
+    with open(path, newline="") as handle:
+        raw = list(csv.DictReader(handle))
+    mask = [tuple(row[column] for column in KEY_COLUMNS) in keys for row in raw[: len(table)]]
+    return table[mask].reset_index(drop=True)

@@ -1,0 +1,326 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Measuring QiD: quantizers, paired evaluation and resumable sweeps
+#
+# ## Overview
+#
+# Quantization-induced degradation (QiD, written $\Delta_q\mathrm{Loss}$ by {cite:t}`ouyang2024lowbit`) is the
+# cross-entropy loss of a weight-quantized model minus that of the same model in 16 bits, on the same held-out
+# text. Everything later in the book is fitted to QiD values, so this chapter shows how the book measures one,
+# on a model small enough to train here in seconds:
+#
+# 1. a checkpoint and its metadata: $N$ (non-embedding parameters, counted from the model) and $D$ (training
+#    tokens);
+# 2. what is quantized: the `Linear` weights of the transformer blocks, fake-quantized back to the compute
+#    precision, with round-to-nearest (RTN), GPTQ {cite:p}`frantar2022gptq` and AWQ {cite:p}`lin2023awq`;
+#    the embeddings and the output head stay in 16 bits, as in GPTQ practice and in the paper's checkpoints;
+# 3. paired evaluation: both models score the same fixed windows of held-out text, and QiD's standard error
+#    comes from the per-window differences;
+# 4. a sweep over methods × bits, appended cell by cell to a CSV that survives interruptions, and QiD against
+#    bits for each method;
+# 5. how to run the same measurement on the Pythia checkpoints with a GPU.
+#
+# ## Prerequisites
+#
+# - Data: the book's corpus and tokenizer (`data/corpus/`, `data/tokenizer/`; see `data/README.md`). The
+#   evaluation text is the corpus's held-out `eval` split; GPTQ and AWQ calibrate on its `calibration` split.
+# - Nothing to download and no GPU: the chapter trains its own 0.1M-parameter GPT-NeoX with `qid.train`
+#   (seconds on a laptop CPU) and measures it on the CPU in fp32.
+# - Writes only under `runs/` (gitignored): the small model and the sweep's CSV.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from transformers.utils import logging as transformers_logging
+
+from qid import checkpoints, evaluate, quantize, sweep, textsource
+from qid.plots import bit_color, subplots
+from qid.train import train_small_model
+
+transformers_logging.disable_progress_bar()  # no weight-loading bars in the book
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+CHECKPOINTS = []  # model folders or hub ids like EleutherAI/pythia-160m-deduped@step143000; empty: train the small model
+TRAIN_STEPS = 300  # optimizer steps of the chapter's small model (16 × 64 tokens each), used when CHECKPOINTS is empty
+METHODS = ["rtn", "gptq", "awq"]  # quantizers: rtn, gptq, awq, bnb (NF4), bnb-fp4
+BITS = [2, 3, 4, 8]  # weight bit widths, integers from 2 to 16 (16 is the unquantized model)
+GROUP_SIZE = -1  # input columns sharing one scale and zero point; -1 means one group per output channel
+EVAL_TOKENS = 16_384  # predicted tokens in the evaluation windows
+EVAL_SOURCE = "corpus:eval"  # evaluation text: corpus:eval, wikitext2, refinedweb, or a .txt path
+CALIBRATION_SAMPLES = 32  # calibration sequences for GPTQ and AWQ (each as long as an evaluation window)
+CALIBRATION_SOURCE = "corpus:calibration"  # calibration text, same choices as EVAL_SOURCE
+SEED = 0  # seed of the training run, the evaluation windows and the calibration sample
+DEVICE = "cpu"  # cpu, cuda or auto
+OUTPUT_CSV = "runs/live/02_measure_qid/qid.csv"  # sweep table; rows are appended and finished cells skipped
+WORK_DIR = "runs/live/02_measure_qid"  # scratch folder for the small model (gitignored)
+
+# %%
+for name, values, allowed in (("METHODS", METHODS, quantize.METHODS),):
+    if not values or any(value not in allowed for value in values):
+        raise ValueError(f"{name} must be a non-empty list drawn from {', '.join(allowed)}, got {values!r}")
+if not BITS or any(not isinstance(b, int) or not 2 <= b <= 16 for b in BITS):
+    raise ValueError(f"BITS must be a non-empty list of integers from 2 to 16, got {BITS!r}")
+if not (GROUP_SIZE == -1 or (isinstance(GROUP_SIZE, int) and GROUP_SIZE > 0)):
+    raise ValueError(f"GROUP_SIZE must be a positive integer or -1 (per channel), got {GROUP_SIZE!r}")
+for name, value in (("TRAIN_STEPS", TRAIN_STEPS), ("EVAL_TOKENS", EVAL_TOKENS), ("CALIBRATION_SAMPLES", CALIBRATION_SAMPLES)):
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+if not isinstance(CHECKPOINTS, list):
+    raise ValueError(f"CHECKPOINTS must be a list of model folders or hub ids, got {CHECKPOINTS!r}")
+
+# %% [markdown]
+# ## The checkpoint and its metadata
+#
+# With no checkpoint given, the chapter trains the smallest mini-Pythia model (2 layers, $d_\mathrm{model}=64$,
+# the book's 4,096-token vocabulary) on the corpus's training split with `qid.train.train_small_model`. Its
+# folder holds a Hugging Face checkpoint plus the run's metadata, from which $D$ is read; $N$ is always
+# counted from the loaded model: every parameter except the token embeddings and the output head, which for
+# GPT-NeoX is $N = L(12d^2 + 13d) + 2d$.
+
+# %%
+if CHECKPOINTS:
+    checkpoint_list = list(CHECKPOINTS)
+else:
+    folder = train_small_model(Path(WORK_DIR) / f"small-0.1m-{TRAIN_STEPS}steps-seed{SEED}", steps=TRAIN_STEPS,
+                               size="0.1m", batch_size=16, seq_len=64, max_lr=5e-3, seed=SEED, device=DEVICE)
+    checkpoint_list = [str(folder)]
+
+device = torch.device(DEVICE if DEVICE != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+model, tokenizer, info = checkpoints.load_checkpoint(checkpoint_list[0], device=device,
+                                                    dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+pd.DataFrame([{"checkpoint": Path(info.checkpoint).name, "family": info.family, "step": info.step,
+               "N (non-embedding)": info.N, "total parameters": info.total_parameters, "D (tokens)": info.D,
+               "context": info.context_length}])
+
+# %% [markdown]
+# ## What gets quantized
+#
+# Only the `nn.Linear` layers inside the transformer blocks: for GPT-NeoX the fused query-key-value
+# projection, the attention output, and the two MLP matrices of every block. The token embeddings and the
+# output head (`lm_head`) stay in 16 bits, as in GPTQ practice. At this size the vocabulary layers hold most of
+# the parameters, which is one reason QiD of tiny models is small.
+
+# %%
+linears = quantize.quantizable_linears(model)
+quantized_weights = sum(module.weight.numel() for module in linears.values())
+pd.DataFrame([{"layer": name, "shape": tuple(module.weight.shape)} for name, module in linears.items()])
+
+# %%
+display(Markdown(
+    f"{len(linears)} weight matrices, {quantized_weights:,} weights: "
+    f"{quantized_weights / info.total_parameters:.0%} of all parameters and "
+    f"{quantized_weights / info.N:.0%} of the non-embedding ones (the rest are biases and layer norms)."
+))
+
+# %% [markdown]
+# The quantizers, all weight-only and asymmetric by default, with `GROUP_SIZE` input columns per scale and
+# integer zero point:
+#
+# - **RTN** rounds every weight to the nearest point of its group's uniform grid of $2^b$ levels.
+# - **GPTQ** quantizes one input column at a time and pushes the rounding error onto the columns not yet
+#   quantized, weighted by the inverse Hessian $H = 2XX^\top$ of the layer's calibration inputs (1 % dampening,
+#   Cholesky factor, blocks of 128 columns). It works block by block: each transformer block is calibrated on
+#   the outputs of the already-quantized blocks before it, and inside a block each layer after the ones before
+#   it (true-sequential), so only one block's activations are held at a time.
+# - **AWQ** scales each input channel by $s = \overline{|x|}^{\,\alpha}$ before RTN and back after, with
+#   $\alpha$ chosen on the calibration inputs to minimise the layer's output error.
+# - **bitsandbytes** NF4/FP4 (`bnb`, `bnb-fp4`) where that library runs; elsewhere its cells are skipped with
+#   a message.
+
+# %% [markdown]
+# ## Paired evaluation
+#
+# The evaluation text is cut into windows as long as the model's context; a seeded sample of windows covering
+# `EVAL_TOKENS` predicted tokens is fixed once per checkpoint. Both models score the same windows, and QiD is
+# the mean of the per-window loss differences. The windows differ in difficulty far more than the two models
+# differ from each other, and pairing cancels that: below, the 16-bit model and the lowest-bit model of the first
+# method on each window.
+
+# %%
+eval_window = min(info.context_length or 2048, 2048)
+windows = evaluate.evaluation_windows(textsource.token_stream(EVAL_SOURCE, tokenizer), eval_window, EVAL_TOKENS, SEED)
+calibration = textsource.sample_calibration(textsource.token_stream(CALIBRATION_SOURCE, tokenizer, role="calibration"),
+                                            CALIBRATION_SAMPLES, eval_window, SEED)
+losses_16 = evaluate.window_losses(model, windows, batch_size=16)
+example_method, example_bits = METHODS[0], min(BITS)
+snapshot = quantize.snapshot_weights(model)
+quantize.quantize_model(model, example_method, example_bits, GROUP_SIZE, calibration)
+losses_q = evaluate.window_losses(model, windows, batch_size=16)
+quantize.restore_weights(model, snapshot)
+example = evaluate.paired_qid(losses_16, losses_q, tokens_per_window=eval_window - 1)
+unpaired_se = math.sqrt(float(losses_16.var()) / len(losses_16) + float(losses_q.var()) / len(losses_q))
+
+fig, (left, right) = subplots(1, 2, figsize=(9, 3.6))
+left.scatter(losses_16, losses_q, s=8, alpha=0.6)
+limits = [float(min(losses_16.min(), losses_q.min())), float(max(losses_16.max(), losses_q.max()))]
+left.plot(limits, limits, color="0.5", lw=1)
+left.set_xlabel("16-bit loss of a window (nats/token)")
+left.set_ylabel(f"{example_method} {example_bits}-bit loss (nats/token)")
+right.hist((losses_q - losses_16).numpy(), bins=30, color=bit_color(example_bits))
+right.axvline(example.qid, color="k", lw=1)
+right.set_xlabel("per-window difference (nats/token)")
+right.set_ylabel("windows")
+
+# %% [markdown]
+# *Left: each dot is one evaluation window, scored by the 16-bit model (x) and the quantized model (y); the
+# line is equality. Right: the per-window differences; the vertical line is their mean, the QiD.*
+
+# %%
+display(Markdown(
+    f"On {example.windows} windows ({example.eval_tokens:,} predicted tokens), {example_method} at {example_bits} bits: "
+    f"QiD = {example.qid:.4f} ± {example.qid_se:.4f} nats (paired SE). Treating the two losses as independent "
+    f"samples would give an SE of {unpaired_se:.4f}, {unpaired_se / example.qid_se:.0f}× larger."
+))
+
+# %% [markdown]
+# ## The sweep
+#
+# `qid.sweep.run_sweep` runs checkpoints × methods × bits × group sizes cell by cell. The 16-bit losses are
+# computed once per checkpoint; each cell restores the 16-bit weights, quantizes, evaluates, and appends one row
+# to the CSV at once under a file lock. Rerunning the chapter (or `qid measure` with the same settings) skips
+# every finished cell, so an interrupted sweep resumes where it stopped; `--shard i/n` splits a sweep between
+# processes or machines that write to the same table.
+
+# %%
+del model
+spec = sweep.SweepSpec(
+    checkpoints=checkpoint_list, methods=METHODS, bits=sorted(set(BITS) | {16}), group_sizes=[GROUP_SIZE],
+    eval_tokens=EVAL_TOKENS, eval_source=EVAL_SOURCE, calibration_samples=CALIBRATION_SAMPLES,
+    calibration_source=CALIBRATION_SOURCE, seed=SEED, device=DEVICE, batch_size=16,
+)
+summary = sweep.run_sweep(spec, OUTPUT_CSV, progress=False, log=lambda message: None)
+results = sweep.results_for(spec, OUTPUT_CSV)
+display(Markdown(f"{summary['written']} cell(s) measured now, {summary['already_done']} found already in `{OUTPUT_CSV}`"
+                 + (f", {len(summary['skipped'])} skipped ({summary['skipped'][0][1]})" if summary["skipped"] else "") + "."))
+columns = ["method", "bits", "group_size", "loss_16", "loss_q", "qid", "qid_se", "eval_tokens", "calib_samples", "seconds"]
+results.sort_values(["method", "bits"])[columns].style.format(
+    {"loss_16": "{:.4f}", "loss_q": "{:.4f}", "qid": "{:.5f}", "qid_se": "{:.5f}", "seconds": "{:.1f}"}).hide(axis="index")
+
+# %% [markdown]
+# The 16-bit rows are the check of the machinery: the "quantized" model is the 16-bit one, so its QiD and
+# standard error are exactly zero (any pairing or determinism bug would show here).
+
+# %% [markdown]
+# ## QiD against bits
+
+# %%
+measured = results[results["bits"] < 16]
+fig, ax = subplots()
+methods_present = [method for method in METHODS if method in set(measured["method"])]
+bit_positions = {bits: index for index, bits in enumerate(sorted(set(measured["bits"])))}
+for offset, method in zip(np.linspace(-0.15, 0.15, max(len(methods_present), 1)), methods_present):
+    rows = measured[measured["method"] == method].sort_values("bits")
+    ax.errorbar([bit_positions[b] + offset for b in rows["bits"]], rows["qid"], yerr=rows["qid_se"],
+                marker="o", capsize=3, label=method)
+ax.axhline(0, color="0.5", lw=1)
+ax.set_yscale("symlog", linthresh=1e-4)
+ax.set_xticks(list(bit_positions.values()), [str(b) for b in bit_positions])
+ax.set_xlabel("weight bits")
+ax.set_ylabel("QiD (nats/token)")
+ax.legend(title="method")
+
+# %% [markdown]
+# *QiD of each method at each bit width, with ±1 standard error from the per-window differences. The y axis is
+# linear within ±10⁻⁴ and logarithmic beyond, so the large 2-bit values and the near-zero 8-bit values fit on
+# one figure.*
+
+# %% [markdown]
+# ## Rerunning on Pythia with a GPU
+#
+# The same code measures the paper's models. On a machine with a GPU and access to the Hugging Face hub, the
+# checkpoints are named by hub id and revision, $D$ comes from the step (one Pythia step is
+# 1024 × 2048 = 2,097,152 tokens) and evaluation runs under bf16 autocast. From the command line:
+#
+# ```bash
+# qid measure --checkpoints EleutherAI/pythia-160m-deduped@step143000 EleutherAI/pythia-160m-deduped@step36000 \
+#     --methods rtn gptq --bits 2 3 4 8 --group-size 128 \
+#     --eval-source refinedweb --calibration-source wikitext2 --eval-tokens 1000000 --calibration-samples 128 \
+#     --device cuda --output data/qid_pythia.csv --shard 1/4     # and 2/4, 3/4, 4/4 on other GPUs
+# ```
+#
+# or with the same keys in a YAML file (`qid measure --config pythia.yaml --output ...`):
+#
+# ```yaml
+# checkpoints:
+#   - EleutherAI/pythia-160m-deduped@step143000
+#   - {model: EleutherAI/pythia-1b-deduped, revision: step71000}
+# methods: [rtn, gptq, awq]
+# bits: [2, 3, 4, 8]
+# group_sizes: [128]
+# eval_source: refinedweb
+# calibration_source: wikitext2
+# eval_tokens: 1000000
+# calibration_samples: 128
+# device: cuda
+# ```
+#
+# This chapter itself runs unchanged with `CHECKPOINTS` set to such hub ids and `DEVICE = "cuda"`. Windows
+# are then 2,048 tokens (Pythia's context). `benchmarks/bench_measure.py` records the evaluation throughput
+# and GPTQ time on Pythia-160M- and 1B-shaped models (`data/benchmarks/`).
+
+# %% [markdown]
+# ## Summary
+
+# %%
+def cell(method, bits):
+    row = measured[(measured["method"] == method) & (measured["bits"] == bits)]
+    return row.iloc[0] if len(row) else None
+
+
+lowest = min(b for b in BITS if b < 16) if any(b < 16 for b in BITS) else None
+lines = [f"- Checkpoint: N = {info.N:,} non-embedding parameters, D = {info.D:,.0f} training tokens; 16-bit loss "
+         f"{results['loss_16'].iloc[0]:.4f} nats/token on {int(results['eval_windows'].iloc[0])} windows of {eval_window} tokens."]
+if lowest is not None:
+    for method in methods_present:
+        row = cell(method, lowest)
+        if row is not None:
+            lines.append(f"- {method} at {lowest} bits: QiD = {row['qid']:.4f} ± {row['qid_se']:.4f} nats "
+                         f"({row['qid'] / row['qid_se']:.1f} standard errors above zero)." if row["qid_se"] > 0 else
+                         f"- {method} at {lowest} bits: QiD = {row['qid']:.4f} nats.")
+    rtn, gptq = cell("rtn", lowest), cell("gptq", lowest)
+    if rtn is not None and gptq is not None and gptq["qid"] > 2 * gptq["qid_se"]:
+        lines.append(f"- At {lowest} bits GPTQ's error feedback cuts RTN's QiD by a factor of {rtn['qid'] / gptq['qid']:.1f}.")
+resolved = measured[measured["qid"] > 2 * measured["qid_se"]]
+lines.append(f"- {len(resolved)} of {len(measured)} quantized cells have a QiD more than two standard errors above zero; "
+             "the others cannot be told apart from no degradation with this many evaluation tokens.")
+zero = results[results["bits"] == 16]
+if len(zero):
+    lines.append(f"- At 16 bits every method gives QiD = {zero['qid'].abs().max():.1g} exactly, as it must.")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## What's next
+#
+# The next chapter trains a suite of such models at several sizes and training lengths and measures QiD on every
+# checkpoint with this engine, which is what the scaling laws are fitted to.
+#
+# ## References
+#
+# {cite:t}`ouyang2024lowbit`, {cite:t}`frantar2022gptq`, {cite:t}`lin2023awq`, {cite:t}`biderman2023pythia`.
+# Full entries are in the bibliography.
