@@ -146,8 +146,7 @@ display(Markdown(
 # - **GPTQ** quantizes one input column at a time and pushes the rounding error onto the columns not yet
 #   quantized, weighted by the inverse Hessian $H = 2XX^\top$ of the layer's calibration inputs (1 % dampening,
 #   Cholesky factor, blocks of 128 columns). It works block by block: each transformer block is calibrated on
-#   the outputs of the already-quantized blocks before it, and inside a block each layer after the ones before
-#   it (true-sequential), so only one block's activations are held at a time.
+#   the outputs of the already-quantized blocks before it, so only one block's activations are held at a time.
 # - **AWQ** scales each input channel by $s = \overline{|x|}^{\,\alpha}$ before RTN and back after, with
 #   $\alpha$ chosen on the calibration inputs to minimise the layer's output error.
 # - **bitsandbytes** NF4/FP4 (`bnb`, `bnb-fp4`) where that library runs; elsewhere its cells are skipped with

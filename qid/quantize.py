@@ -11,7 +11,8 @@ Pythia GPTQ checkpoints of Ouyang et al. 2024:
   dampening (``damp`` × mean diagonal), Cholesky factor of H⁻¹, column-by-column quantization with the
   error fed back into the not-yet-quantized columns (lazy batch updates of ``block_size`` columns), optional
   act-order (columns by decreasing diag(H)). Block by block: each transformer block sees the outputs of the
-  already-quantized blocks before it, so only one block's activations are held at a time.
+  already-quantized blocks before it, so only one block's activations are held at a time (``true_sequential``
+  also orders the layers inside a block).
 * ``awq`` — activation-aware weight quantization (Lin et al. 2023, arXiv 2306.00978): per input channel
   scale s = mean|x|^α (normalised), α searched on a grid to minimise ‖WX − Q(W·s)/s·X‖² on calibration
   inputs, then RTN of the scaled weight. Real AWQ folds 1/s into the preceding operation; here it stays in
@@ -426,7 +427,7 @@ def quantize_model(
     act_order: bool = False,
     damp: float = DEFAULT_DAMP,
     batch_size: int = 8,
-    true_sequential: bool = True,
+    true_sequential: bool = False,
     progress: bool = False,
 ) -> QuantizationReport:
     """Fake-quantize the Linear weights of `model`'s transformer blocks in place; returns a report.
@@ -460,13 +461,14 @@ def quantize_model(
 
 
 def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric, act_order, damp, batch_size, progress,
-                        true_sequential=True) -> dict:
+                        true_sequential=False) -> dict:
     """GPTQ or AWQ block by block: statistics of each block's inputs come from the already-quantized blocks.
 
-    With `true_sequential` (the default, as in the GPTQ reference code for LLaMA and in llmcompressor), the
-    Linear layers inside a block are also quantized one after another in execution order, each one's
-    statistics taken with the layers before it already quantized; otherwise all of a block's layers use the
-    statistics of the block's 16-bit pass.
+    By default (as in the GPTQ paper's code for OPT/BLOOM and in llmcompressor's sequential pipeline) all of a
+    block's layers use the statistics of one pass through the block as it was before any of its layers was
+    quantized. With `true_sequential` (the GPTQ code's option for LLaMA) the Linear layers inside a block are
+    quantized one after another in execution order, each one's statistics taken with the layers before it
+    already quantized (one extra pass through the block per layer).
     """
     layers = decoder_layers(model)
     was_training = model.training

@@ -1,0 +1,266 @@
+"""Benchmark of QiD measurement: evaluation throughput, GPTQ time and peak memory; GPTQ against a reference.
+
+Not a timed test: run it by hand, results go to data/benchmarks/ (documented in data/README.md).
+
+    .venv/bin/python benchmarks/bench_measure.py                 # CPU: small local models + reference check
+    .venv/bin/python benchmarks/bench_measure.py --device cuda   # GPU: also Pythia-160M- and 1B-shaped models
+
+Parts:
+
+1. ``throughput``: for GPT-NeoX models with random weights (speed does not depend on training) — the
+   book's mini sizes on CPU; on CUDA also the Pythia-160M and Pythia-1B shapes with Pythia's vocabulary and
+   2048-token windows — it times `qid.evaluate.window_losses` (tokens/s, achieved FLOP/s, and on CUDA the
+   fraction of the bf16 dense peak, ~800 TFLOP/s on an H100 as measured on the project's GPU machine) and
+   `qid.quantize.quantize_model(..., "gptq", 4, 128)` (seconds), each with its peak memory (CUDA: peak
+   allocated; CPU: peak resident set size of the process, reset before each measurement through
+   /proc/self/clear_refs). FLOPs per token: 2·(non-embedding + output-head parameters) +
+   2·layers·window·d_model for attention (forward only, causal half not discounted).
+   → data/benchmarks/measure_throughput.csv
+2. ``reference``: our GPTQ against llmcompressor's (installed only in .venv-bench, see
+   benchmarks/reference_gptq_llmcompressor.py) on the same small model trained by `qid.train`, the same
+   calibration sample and the same evaluation windows, at 2, 3 and 4 bits per-channel. Both are scored by
+   the same `window_losses`; the table holds both QiDs with their standard errors and the paired
+   difference with its own SE, without and with (static) act-order. → data/benchmarks/gptq_reference.csv (or a row saying why the reference
+   could not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from qid import evaluate, provenance, quantize, runtime  # noqa: E402
+from qid.checkpoints import non_embedding_parameters, total_parameters  # noqa: E402
+from qid.models import PYTHIA_CONTEXT, PYTHIA_VOCAB_SIZE, gpt_neox_config, mini_config, pythia_config  # noqa: E402
+
+OUTPUT_DIR = REPO / "data" / "benchmarks"
+H100_BF16_PEAK_FLOPS = 800e12  # measured dense bf16 matmul ceiling on the project's H100 (environment notes)
+THROUGHPUT_COLUMNS = (
+    "model", "device", "dtype", "layers", "d_model", "vocab", "N", "total_parameters", "window", "batch_size",
+    "eval_tokens", "eval_seconds", "tokens_per_second", "flops_per_token", "achieved_tflops", "fraction_of_peak",
+    "eval_peak_memory_mb", "gptq_bits", "gptq_group_size", "calib_samples", "calib_length", "gptq_seconds",
+    "gptq_peak_memory_mb", "machine", "versions", "git_commit", "date",
+)
+REFERENCE_COLUMNS = (
+    "model", "N", "D", "bits", "group_size", "act_order", "calib_samples", "calib_length", "eval_tokens",
+    "loss_16", "qid_ours", "qid_ours_se", "qid_reference", "qid_reference_se", "difference", "difference_se",
+    "within_se", "gptq_seconds_ours", "gptq_seconds_reference", "reference", "reference_versions", "note",
+    "machine", "versions", "git_commit", "date",
+)
+
+
+# ----------------------------------------------------------------------------------------------- memory
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux)
+    except OSError:
+        pass
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ----------------------------------------------------------------------------------------- throughput
+def _model_configs(device: torch.device, quick: bool):
+    """(name, config, window, batch, eval windows, calibration samples) per benchmarked model."""
+    configs = [
+        ("mini-0.1m", mini_config("0.1m", vocab_size=4096, context=256), 256, 16, 16, 32),
+        ("mini-1m", mini_config("1m", vocab_size=4096, context=256), 256, 16, 16, 32),
+    ]
+    if not quick:
+        configs.append(("mini-3m", mini_config("3m", vocab_size=4096, context=256), 256, 16, 16, 32))
+    if device.type == "cuda":
+        configs += [
+            ("pythia-160m-shape", pythia_config("160m"), PYTHIA_CONTEXT, 8, 64, 128),
+            ("pythia-1b-shape", pythia_config("1b"), PYTHIA_CONTEXT, 8, 64, 128),
+        ]
+    return configs
+
+
+def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
+    from transformers import GPTNeoXForCausalLM
+
+    dtype = runtime.compute_dtype(device)
+    rows = []
+    common = _provenance()
+    for name, config, window, batch, n_windows, calib_samples in _model_configs(device, quick):
+        torch.manual_seed(0)
+        model = GPTNeoXForCausalLM(config).to(device=device, dtype=dtype).eval()
+        n_params = non_embedding_parameters(model)
+        generator = torch.Generator().manual_seed(0)
+        windows = torch.randint(0, config.vocab_size, (n_windows, window), generator=generator)
+        calibration = torch.randint(0, config.vocab_size, (calib_samples, window), generator=generator)
+        evaluate.window_losses(model, windows[:batch], batch_size=batch)  # warm-up (kernels, allocator)
+        _reset_peak(device)
+        _synchronize(device)
+        started = time.perf_counter()
+        evaluate.window_losses(model, windows, batch_size=batch)
+        _synchronize(device)
+        eval_seconds = time.perf_counter() - started
+        eval_peak = _peak_mb(device)
+        tokens = windows.numel()
+        flops_per_token = 2 * (n_params + config.vocab_size * config.hidden_size) + 2 * config.num_hidden_layers * window * config.hidden_size
+        achieved = flops_per_token * tokens / eval_seconds
+        _reset_peak(device)
+        started = time.perf_counter()
+        quantize.quantize_model(model, "gptq", 4, 128, calibration, batch_size=batch)
+        _synchronize(device)
+        gptq_seconds = time.perf_counter() - started
+        rows.append({
+            "model": name, "device": _device_name(device), "dtype": str(dtype).removeprefix("torch."),
+            "layers": config.num_hidden_layers, "d_model": config.hidden_size, "vocab": config.vocab_size, "N": n_params,
+            "total_parameters": total_parameters(model), "window": window, "batch_size": batch, "eval_tokens": tokens,
+            "eval_seconds": round(eval_seconds, 4), "tokens_per_second": round(tokens / eval_seconds, 1),
+            "flops_per_token": flops_per_token, "achieved_tflops": round(achieved / 1e12, 4),
+            "fraction_of_peak": round(achieved / H100_BF16_PEAK_FLOPS, 4) if device.type == "cuda" else "",
+            "eval_peak_memory_mb": round(eval_peak, 1), "gptq_bits": 4, "gptq_group_size": 128,
+            "calib_samples": calib_samples, "calib_length": window, "gptq_seconds": round(gptq_seconds, 3),
+            "gptq_peak_memory_mb": round(_peak_mb(device), 1), **common,
+        })
+        print(json.dumps(rows[-1]), flush=True)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ reference
+def benchmark_reference(reference_python: Path, work: Path, bits=(2, 3, 4), eval_tokens: int = 32_768,
+                        calib_samples: int = 32, training: dict | None = None) -> list[dict]:
+    """Our GPTQ and llmcompressor's on the same trained model, calibration and windows (CPU, fp32)."""
+    from qid import textsource
+    from qid.checkpoints import load_checkpoint
+    from qid.train import train_small_model
+
+    training = training or dict(steps=200, size="0.1m", batch_size=16, seq_len=64, max_lr=5e-3, seed=0)
+    folder = train_small_model(work / "model", **training)
+    model, tokenizer, info = load_checkpoint(folder)
+    length = training["seq_len"]
+    windows = evaluate.evaluation_windows(textsource.token_stream("corpus:eval", tokenizer), length, eval_tokens, seed=0)
+    stream = textsource.token_stream("corpus:calibration", tokenizer, role="calibration")
+    calibration = textsource.sample_calibration(stream, calib_samples, length, seed=0)
+    torch.save(windows, work / "windows.pt")
+    torch.save(calibration, work / "calibration.pt")
+    losses_16 = evaluate.window_losses(model, windows, batch_size=16)
+    snapshot = quantize.snapshot_weights(model)
+    common = {"model": f"{training['size']} trained {training['steps']} steps (qid.train)", "N": info.N, "D": info.D,
+              "group_size": -1, "calib_samples": calib_samples, "calib_length": length,
+              "eval_tokens": evaluate.predicted_tokens(windows), "loss_16": float(losses_16.mean()),
+              "reference": "llmcompressor GPTQModifier", **_provenance()}
+    rows = []
+    for act_order in (False, True):
+        ours = {}
+        for b in bits:
+            started = time.perf_counter()
+            quantize.quantize_model(model, "gptq", b, -1, calibration, act_order=act_order)
+            ours[b] = (evaluate.window_losses(model, windows, batch_size=16), time.perf_counter() - started)
+            quantize.restore_weights(model, snapshot)
+        reference, note, reference_versions = None, "", ""
+        output = work / f"reference-actorder{int(act_order)}.pt"
+        if not reference_python.is_file():
+            note = f"reference not run: {reference_python} missing (create .venv-bench, see benchmarks/README.md)"
+        else:
+            command = [str(reference_python), str(REPO / "benchmarks" / "reference_gptq_llmcompressor.py"),
+                       "--model", str(folder), "--calibration", str(work / "calibration.pt"),
+                       "--windows", str(work / "windows.pt"), "--bits", *map(str, bits), "--group-size", "-1",
+                       "--output", str(output)] + (["--act-order"] if act_order else [])
+            completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            if completed.returncode != 0:
+                note = "reference failed: " + " ".join(completed.stderr.strip().splitlines()[-3:])[-400:]
+            else:
+                reference = torch.load(output)
+                reference_versions = ";".join(f"{k}={v}" for k, v in reference["versions"].items())
+                if not torch.allclose(reference["losses_16"], losses_16, rtol=1e-5, atol=1e-6):
+                    note = "16-bit losses differ between the two environments; QiDs use each side's own 16-bit losses"
+        for b in bits:
+            ours_losses, ours_seconds = ours[b]
+            mine = evaluate.paired_qid(losses_16, ours_losses)
+            row = {**common, "bits": b, "act_order": act_order, "qid_ours": mine.qid, "qid_ours_se": mine.qid_se,
+                   "gptq_seconds_ours": round(ours_seconds, 3), "reference_versions": reference_versions, "note": note}
+            if reference is not None:
+                theirs = evaluate.paired_qid(reference["losses_16"], reference["losses"][b])
+                difference = evaluate.paired_qid(reference["losses"][b], ours_losses)  # ours − reference, paired
+                row.update(qid_reference=theirs.qid, qid_reference_se=theirs.qid_se, difference=difference.qid,
+                           difference_se=difference.qid_se,
+                           within_se=abs(mine.qid - theirs.qid) <= max(mine.qid_se, theirs.qid_se),
+                           gptq_seconds_reference=round(reference["seconds"][b], 3))
+            rows.append({column: row.get(column, "") for column in REFERENCE_COLUMNS})
+            print(json.dumps(rows[-1], default=str), flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ main
+def _device_name(device: torch.device) -> str:
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
+
+
+def _provenance() -> dict:
+    return {"machine": provenance.machine_description(), "versions": provenance.package_versions_string(),
+            "git_commit": provenance.git_commit(), "date": provenance.utc_now()}
+
+
+def _write(path: Path, columns, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path} ({len(rows)} rows)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--output-dir", default=str(OUTPUT_DIR))
+    parser.add_argument("--parts", nargs="+", default=["throughput", "reference"], choices=["throughput", "reference"])
+    parser.add_argument("--reference-python", default=str(REPO / ".venv-bench" / "bin" / "python"),
+                        help="python of the venv where llmcompressor is installed")
+    parser.add_argument("--quick", action="store_true", help="fewer models (a smoke run)")
+    args = parser.parse_args(argv)
+    device = runtime.resolve_device(args.device)
+    output = Path(args.output_dir)
+    suffix = "" if device.type == "cpu" else "_cuda"
+    if "throughput" in args.parts:
+        _write(output / f"measure_throughput{suffix}.csv", THROUGHPUT_COLUMNS, benchmark_throughput(device, args.quick))
+    if "reference" in args.parts:
+        with tempfile.TemporaryDirectory(prefix="qid-bench-") as work:
+            rows = benchmark_reference(Path(args.reference_python), Path(work))
+        _write(output / "gptq_reference.csv", REFERENCE_COLUMNS, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
