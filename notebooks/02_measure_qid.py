@@ -47,12 +47,16 @@
 
 # %%
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
+from tqdm import TqdmWarning
+
+warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the book's kernel: text bars are fine
 
 from transformers.utils import logging as transformers_logging
 
@@ -131,7 +135,7 @@ linears = quantize.quantizable_linears(model)
 quantized_weights = sum(module.weight.numel() for module in linears.values())
 pd.DataFrame([{"layer": name, "shape": tuple(module.weight.shape)} for name, module in linears.items()])
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"{len(linears)} weight matrices, {quantized_weights:,} weights: "
     f"{quantized_weights / info.total_parameters:.0%} of all parameters and "
@@ -161,7 +165,7 @@ display(Markdown(
 # differ from each other, and pairing cancels that: below, the 16-bit model and the lowest-bit model of the first
 # method on each window.
 
-# %%
+# %% tags=["hide-input"]
 eval_window = min(info.context_length or 2048, 2048)
 windows = evaluate.evaluation_windows(textsource.token_stream(EVAL_SOURCE, tokenizer), eval_window, EVAL_TOKENS, SEED)
 calibration = textsource.sample_calibration(textsource.token_stream(CALIBRATION_SOURCE, tokenizer, role="calibration"),
@@ -190,7 +194,7 @@ right.set_ylabel("windows")
 # *Left: each dot is one evaluation window, scored by the 16-bit model (x) and the quantized model (y); the
 # line is equality. Right: the per-window differences; the vertical line is their mean, the QiD.*
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"On {example.windows} windows ({example.eval_tokens:,} predicted tokens), {example_method} at {example_bits} bits: "
     f"QiD = {example.qid:.4f} ± {example.qid_se:.4f} nats (paired SE). Treating the two losses as independent "
@@ -228,7 +232,7 @@ results.sort_values(["method", "bits"])[columns].style.format(
 # %% [markdown]
 # ## QiD against bits
 
-# %%
+# %% tags=["hide-input"]
 measured = results[results["bits"] < 16]
 fig, ax = subplots()
 methods_present = [method for method in METHODS if method in set(measured["method"])]
@@ -286,7 +290,7 @@ ax.legend(title="method")
 # %% [markdown]
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 def cell(method, bits):
     row = measured[(measured["method"] == method) & (measured["bits"] == bits)]
     return row.iloc[0] if len(row) else None
