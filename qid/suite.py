@@ -461,7 +461,7 @@ def run_pipeline(preset: str = "cpu", workers: int = 2, threads: int = 1, runs_d
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     get_preset(preset)
-    started_utc, started = utc_now(), time.perf_counter()
+    started_utc, started, commit_at_start = utc_now(), time.perf_counter(), git_commit()
 
     def fan_out(subcommand: list[str]) -> float:
         began = time.perf_counter()
@@ -487,7 +487,8 @@ def run_pipeline(preset: str = "cpu", workers: int = 2, threads: int = 1, runs_d
         "command": command or f"qid train-suite --preset {preset} --workers {workers} --threads {threads}"
                               + (" --measure" if measure else ""),
         "preset": dataclasses.asdict(get_preset(preset)),
-        "commit": git_commit(), "machine": machine_description(), "packages": package_versions(),
+        "commit": git_commit(), "train_commit": commit_at_start, "measure_commit": git_commit(),
+        "machine": machine_description(), "packages": package_versions(),
         "started_utc": started_utc, "finished_utc": utc_now(),
         "train_wall_s": round(train_wall, 1), "measure_wall_s": round(measure_wall, 1),
         "total_wall_s": round(time.perf_counter() - started, 1),
