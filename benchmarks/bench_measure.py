@@ -95,65 +95,94 @@ def _synchronize(device):
 
 # ----------------------------------------------------------------------------------------- throughput
 def _model_configs(device: torch.device, quick: bool):
-    """(name, config, window, batch, eval windows, calibration samples) per benchmarked model."""
+    """(name, config, window, batch, eval windows, calibration samples, stages) per benchmarked model.
+
+    stages: which measurements a model gets ("eval", "gptq"). On a GPU: evaluation of Pythia-160M-, 1B- and
+    2.8B-shaped models, GPTQ of the 1B shape, and GPTQ alone of the 12B shape (block by block, the whole
+    model resident in bf16: the question is whether it fits in 80 GB).
+    """
+    both = ("eval", "gptq")
     configs = [
-        ("mini-0.1m", mini_config("0.1m", vocab_size=4096, context=256), 256, 16, 32, 32),
-        ("mini-1m", mini_config("1m", vocab_size=4096, context=256), 256, 16, 32, 32),
+        ("mini-0.1m", mini_config("0.1m", vocab_size=4096, context=256), 256, 16, 32, 32, both),
+        ("mini-1m", mini_config("1m", vocab_size=4096, context=256), 256, 16, 32, 32, both),
     ]
     if not quick:
-        configs.append(("mini-3m", mini_config("3m", vocab_size=4096, context=256), 256, 16, 32, 32))
+        configs.append(("mini-3m", mini_config("3m", vocab_size=4096, context=256), 256, 16, 32, 32, both))
     if device.type == "cuda":
         configs += [
-            ("pythia-160m-shape", pythia_config("160m"), PYTHIA_CONTEXT, 8, 64, 128),
-            ("pythia-1b-shape", pythia_config("1b"), PYTHIA_CONTEXT, 8, 64, 128),
+            ("pythia-160m-shape", pythia_config("160m"), PYTHIA_CONTEXT, 8, 64, 128, both),
+            ("pythia-1b-shape", pythia_config("1b"), PYTHIA_CONTEXT, 8, 64, 128, both),
+            ("pythia-2.8b-shape", pythia_config("2.8b"), PYTHIA_CONTEXT, 8, 64, 128, ("eval",)),
         ]
+        if not quick:
+            configs.append(("pythia-12b-shape", pythia_config("12b"), PYTHIA_CONTEXT, 4, 8, 128, ("gptq",)))
     return configs
 
 
-def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
+def _build_model(config, device: torch.device, dtype: torch.dtype):
+    """Random-weight model built directly on the device in its compute dtype (a 12B model never touches
+    host memory in fp32, and a GPU build takes seconds instead of minutes)."""
     from transformers import GPTNeoXForCausalLM
 
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = GPTNeoXForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
     dtype = runtime.compute_dtype(device)
     rows = []
     common = _provenance()
-    for name, config, window, batch, n_windows, calib_samples in _model_configs(device, quick):
+    for name, config, window, batch, n_windows, calib_samples, stages in _model_configs(device, quick):
         torch.manual_seed(0)
-        model = GPTNeoXForCausalLM(config).to(device=device, dtype=dtype).eval()
+        model = _build_model(config, device, dtype)
         n_params = non_embedding_parameters(model)
         generator = torch.Generator().manual_seed(0)
         windows = torch.randint(0, config.vocab_size, (n_windows, window), generator=generator)
         calibration = torch.randint(0, config.vocab_size, (calib_samples, window), generator=generator)
-        evaluate.window_losses(model, windows[:batch], batch_size=batch)  # warm-up (kernels, allocator)
-        _reset_peak(device)
-        timings = []
-        for _ in range(3):  # best of three: the CPU machines are shared, the minimum is the least disturbed
-            _synchronize(device)
-            started = time.perf_counter()
-            evaluate.window_losses(model, windows, batch_size=batch)
-            _synchronize(device)
-            timings.append(time.perf_counter() - started)
-        eval_seconds = min(timings)
-        eval_peak = _peak_mb(device)
-        tokens = windows.numel()
-        flops_per_token = 2 * (n_params + config.vocab_size * config.hidden_size) + 2 * config.num_hidden_layers * window * config.hidden_size
-        achieved = flops_per_token * tokens / eval_seconds
-        _reset_peak(device)
-        started = time.perf_counter()
-        quantize.quantize_model(model, "gptq", 4, 128, calibration, batch_size=batch)
-        _synchronize(device)
-        gptq_seconds = time.perf_counter() - started
-        rows.append({
+        row = {
             "model": name, "device": _device_name(device), "dtype": str(dtype).removeprefix("torch."),
             "layers": config.num_hidden_layers, "d_model": config.hidden_size, "vocab": config.vocab_size, "N": n_params,
-            "total_parameters": total_parameters(model), "window": window, "batch_size": batch, "eval_tokens": tokens,
-            "eval_seconds": round(eval_seconds, 4), "tokens_per_second": round(tokens / eval_seconds, 1),
-            "flops_per_token": flops_per_token, "achieved_tflops": round(achieved / 1e12, 4),
-            "fraction_of_peak": round(achieved / H100_BF16_PEAK_FLOPS, 4) if device.type == "cuda" else "",
-            "eval_peak_memory_mb": round(eval_peak, 1), "gptq_bits": 4, "gptq_group_size": 128,
-            "calib_samples": calib_samples, "calib_length": window, "gptq_seconds": round(gptq_seconds, 3),
-            "gptq_peak_memory_mb": round(_peak_mb(device), 1), **common,
-        })
-        print(json.dumps(rows[-1]), flush=True)
+            "total_parameters": total_parameters(model), "window": window, "batch_size": batch, **common,
+        }
+        if "eval" in stages:
+            evaluate.window_losses(model, windows[:batch], batch_size=batch)  # warm-up (kernels, allocator)
+            _reset_peak(device)
+            timings = []
+            for _ in range(3):  # best of three: the CPU machines are shared, the minimum is the least disturbed
+                _synchronize(device)
+                started = time.perf_counter()
+                evaluate.window_losses(model, windows, batch_size=batch)
+                _synchronize(device)
+                timings.append(time.perf_counter() - started)
+            eval_seconds = min(timings)
+            tokens = windows.numel()
+            # Forward FLOPs per token: 2 per weight (blocks and output layer) plus attention scores and values.
+            flops_per_token = 2 * (n_params + config.vocab_size * config.hidden_size) + 2 * config.num_hidden_layers * window * config.hidden_size
+            achieved = flops_per_token * tokens / eval_seconds
+            row.update({
+                "eval_tokens": tokens, "eval_seconds": round(eval_seconds, 4), "tokens_per_second": round(tokens / eval_seconds, 1),
+                "flops_per_token": flops_per_token, "achieved_tflops": round(achieved / 1e12, 4),
+                "fraction_of_peak": round(achieved / H100_BF16_PEAK_FLOPS, 4) if device.type == "cuda" else "",
+                "eval_peak_memory_mb": round(_peak_mb(device), 1),
+            })
+        if "gptq" in stages:
+            _reset_peak(device)
+            _synchronize(device)
+            started = time.perf_counter()
+            quantize.quantize_model(model, "gptq", 4, 128, calibration, batch_size=batch)
+            _synchronize(device)
+            row.update({
+                "gptq_bits": 4, "gptq_group_size": 128, "calib_samples": calib_samples, "calib_length": window,
+                "gptq_seconds": round(time.perf_counter() - started, 3), "gptq_peak_memory_mb": round(_peak_mb(device), 1),
+            })
+        rows.append(row)
+        print(json.dumps(row), flush=True)
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()

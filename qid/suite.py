@@ -108,14 +108,16 @@ PRESETS = {
     # going further needs a larger corpus first.
     "gpu": SuitePreset(
         name="gpu",
-        sizes=("0.1m", "0.3m", "1m", "3m", "10m"),
-        tokens={size: 14_000_000 for size in ("0.1m", "0.3m", "1m", "3m", "10m")},
-        max_lr={"0.1m": 3e-3, "0.3m": 3e-3, "1m": 2e-3, "3m": 1.5e-3, "10m": 1e-3},
+        sizes=("0.1m", "0.3m", "1m", "3m", "10m", "40m"),
+        tokens={size: 14_000_000 for size in ("0.1m", "0.3m", "1m", "3m", "10m", "40m")},
+        max_lr={"0.1m": 3e-3, "0.3m": 3e-3, "1m": 2e-3, "3m": 1.5e-3, "10m": 1e-3, "40m": 6e-4},
         batch_size=32, seq_len=256, warmup_steps=50, first_checkpoint_step=16, regular_checkpoints=8,
-        annealed_sizes=("0.1m", "0.3m", "1m", "3m", "10m"), wsd_sizes=("0.1m", "0.3m", "1m", "3m", "10m"),
+        # The other two designs at three sizes spanning two decades keep the campaign inside one lease.
+        annealed_sizes=("0.3m", "3m", "40m"), wsd_sizes=("0.3m", "3m", "40m"),
         budget_fractions=(1 / 16, 1 / 8, 0.25, 0.5, 1.0),
-        eval_sequences=64, qid_eval_tokens=65_536, qid_calibration_samples=128,
-        note="GPU preset: 5 sizes (2 decades of N), 14M tokens each (~4 epochs of the corpus), all designs at every size",
+        eval_sequences=64, qid_methods=("rtn", "gptq", "awq"), qid_eval_tokens=32_768, qid_calibration_samples=64,
+        note="GPU preset: 6 sizes (2.6 decades of N, the largest 11x the CPU suite's), 14M tokens each (~4 epochs of "
+             "the corpus; D/N = 140 for the smallest), annealed and WSD designs at 0.3m/3m/40m, RTN/GPTQ/AWQ",
     ),
 }
 
