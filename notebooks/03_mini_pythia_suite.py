@@ -498,6 +498,5 @@ glue("suite_designs", sorted(set(checkpoints["design"])), display=False)
 # %% [markdown]
 # ## References
 #
-# ```{bibliography}
-# :filter: docname in docnames
-# ```
+# {cite:t}`ouyang2024lowbit`, {cite:t}`biderman2023pythia`, {cite:t}`kumar2024precision`,
+# {cite:t}`catalan2025dynamics`. Full entries are in the bibliography.

@@ -412,7 +412,10 @@ def tokens_to_threshold_table(cells: pd.DataFrame, fits_by_bits: dict, confidenc
             names = list(samples)
             draws = [tokens_to_reach_qid(law, {**fit.fixed, **{name: samples[name][i] for name in names}}, row.qid,
                                          N=row.N, P=row.P) for i in range(len(samples[names[0]]))]
-            low, high = np.percentile(np.array(draws, dtype=float), [tail, 100 - tail])
+            # A replicate whose law never reaches the threshold gives inf tokens; the interval end is then inf
+            # (numpy warns when it interpolates between two infs, which is the answer we want).
+            with np.errstate(invalid="ignore"):
+                low, high = np.percentile(np.array(draws, dtype=float), [tail, 100 - tail])
             lows.append(float(low)), highs.append(float(high))
         else:
             lows.append(math.nan), highs.append(math.nan)
