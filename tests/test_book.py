@@ -170,7 +170,9 @@ def test_pages_render_in_a_real_browser(built_site, tmp_path):
             assert "mjx-container" in dom, f"{page.name}: math present but not typeset by MathJax"
         if page.parent.name == "chapters":
             assert re.search(r"<img[^>]+src=\"[^\"]+\.png\"", dom), f"{page.name} has no figure"
-            assert "mjx-container" in dom, f"{page.name}: no typeset math"
+    # The chapter on the published laws is all equations: its math must be typeset, not merely absent.
+    dom = rendered_dom(built_site / "chapters" / "01_published_laws.html", tmp_path / "chromium-profile")
+    assert dom.count("mjx-container") > 10, "01_published_laws: equations were not typeset by MathJax"
 
 
 def chapter_values(executed_book: Path, name: str) -> dict:

@@ -1,0 +1,35 @@
+"""The GPU campaign is one command; its dry run (tiny preset, CPU) must keep working where no GPU is."""
+
+import os
+import subprocess
+
+import pandas as pd
+import pytest
+
+from qid.paths import REPO_ROOT
+
+MAX_RETURNED_FILES = 8  # the device tool brings back at most 8 files
+
+
+@pytest.mark.slow
+def test_campaign_dry_run_produces_the_result_files(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "benchmarks" / "gpu_campaign.sh"), "dry-run", str(out)],
+        env={**os.environ, "CAMPAIGN_WORK": str(work)}, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    files = sorted(path.name for path in out.iterdir())
+    assert {"tiny_qid.csv", "tiny_checkpoints.csv", "tiny_train_log.csv", "tiny_provenance.json",
+            "measure_throughput.csv"} <= set(files)
+    assert len(files) <= MAX_RETURNED_FILES
+    qid = pd.read_csv(out / "tiny_qid.csv")
+    assert {"rtn", "gptq"} <= set(qid["method"]) and qid["qid"].notna().all()
+    # Checkpoints stay in the work folder, never among the returned files.
+    assert not any(name.startswith("step-") for name in files)
+
+
+def test_campaign_refuses_an_unknown_mode(tmp_path):
+    result = subprocess.run(["bash", str(REPO_ROOT / "benchmarks" / "gpu_campaign.sh"), "launch", str(tmp_path)],
+                            env={**os.environ, "CAMPAIGN_WORK": str(tmp_path / "work")}, capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown mode launch" in result.stderr
