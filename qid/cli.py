@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive(name: str):
+def positive_number(name: str):
     """argparse type: a float > 0, with a message naming the option."""
 
     def parse(text: str) -> float:
@@ -96,7 +96,7 @@ def _add_law_arguments(parser, variables: str) -> None:
     parser.add_argument("--params", default="published", help="parameter-set name or path to a fit JSON (default: published)")
     for name in variables:
         description = law_registry.VARIABLE_DESCRIPTIONS[name]
-        parser.add_argument(f"--{name}", type=_positive(f"--{name}"), help=description)
+        parser.add_argument(f"--{name}", type=positive_number(f"--{name}"), help=description)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -128,7 +128,7 @@ def _run_predict(args) -> int:
 def _add_tokens_for_qid(subparsers) -> None:
     parser = subparsers.add_parser("tokens-for-qid", help="training tokens at which a QiD law reaches a threshold")
     _add_law_arguments(parser, "NP")
-    parser.add_argument("--qid", type=_positive("--qid"), required=True, help="QiD threshold (nats)")
+    parser.add_argument("--qid", type=positive_number("--qid"), required=True, help="QiD threshold (nats)")
     parser.set_defaults(handler=_run_tokens_for_qid)
 
 
@@ -155,9 +155,6 @@ def _add_measure(subparsers) -> None:
     parser = subparsers.add_parser("measure", help="quantize checkpoints and measure QiD: a resumable, shardable sweep into a CSV")
     sweep.add_measure_arguments(parser)
     parser.set_defaults(handler=sweep.measure_from_arguments)
-
-
-# --- main --------------------------------------------------------------------------------------------
 
 
 # --- suite (qid.suite) ----------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from qid.laws import Law, get_law
+from qid.laws import Law, get_law, read_fit_file
 from qid.paths import SHARED_REFERENCE_DIR
 from qid.provenance import file_sha256, git_commit, package_versions, utc_now
 from qid.tables import DataError, check_table, load_table
@@ -551,14 +551,7 @@ class FitResult:
 def load_fit(path: str | Path) -> FitResult:
     """Read a fit JSON written by `FitResult.save` (or `qid fit --out`); the law must be registered."""
     path = Path(path)
-    try:
-        content = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such fit file") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(content, dict):
-        raise ValueError(f"{path}: not a fit file")
+    content = read_fit_file(path)
     try:
         result = FitResult.from_dict(content)
     except ValueError as error:
@@ -1164,27 +1157,14 @@ def _count_argument(name: str, minimum: int):
     return parse
 
 
-def _positive_argument(name: str):
-    def parse(text: str) -> float:
-        import argparse
-
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number > 0, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_fit_arguments(parser) -> None:
+    from qid.cli import positive_number
+
     """The arguments of `qid fit` (declared here, next to what they control)."""
     parser.add_argument("--law", required=True, help="law name (see `qid laws`)")
     parser.add_argument("--data", required=True, help="CSV with the law's variables (N, D, P) and its response (qid or loss) as columns")
     parser.add_argument("--loss", choices=LOSSES, default="least_squares", help="objective (default least_squares; huber sums Huber_delta)")
-    parser.add_argument("--delta", type=_positive_argument("--delta"), default=DEFAULT_DELTA, help="Huber threshold, in residual units (default 1e-3)")
+    parser.add_argument("--delta", type=positive_number("--delta"), default=DEFAULT_DELTA, help="Huber threshold, in residual units (default 1e-3)")
     parser.add_argument("--space", choices=SPACES, default="log", help="residuals log y - log fit (default) or y - fit")
     parser.add_argument("--starts", type=_starts_argument, default="grid", help="'grid' (the law's start grid, default) or N seeded random starts")
     parser.add_argument("--screen", type=_count_argument("--screen", 1), default=None, help="run L-BFGS only from the K starts with the lowest objective")

@@ -339,11 +339,8 @@ register_law(
 # --- parameter sets from fits ---------------------------------------------------------------------------
 
 
-def load_fit_parameters(path: str | Path, law_name: str | None = None) -> tuple[str, dict[str, float]]:
-    """Read a fit JSON written by the book (`{"law": ..., "params": {...}, ...}`) and return (law, params).
-
-    If `law_name` is given, the file must hold a fit of that law.
-    """
+def read_fit_file(path: str | Path) -> dict:
+    """The content of a fit JSON written by the book (`{"law": ..., "params": {...}, ...}`), checked for those keys."""
     path = Path(path)
     try:
         content = json.loads(path.read_text())
@@ -353,6 +350,15 @@ def load_fit_parameters(path: str | Path, law_name: str | None = None) -> tuple[
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(content, dict) or "law" not in content or "params" not in content:
         raise ValueError(f"{path}: not a fit file (needs keys 'law' and 'params')")
+    return content
+
+
+def load_fit_parameters(path: str | Path, law_name: str | None = None) -> tuple[str, dict[str, float]]:
+    """Read a fit JSON written by the book and return (law, params).
+
+    If `law_name` is given, the file must hold a fit of that law.
+    """
+    content = read_fit_file(path)
     if law_name is not None and content["law"] != law_name:
         raise ValueError(f"{path}: holds a fit of law {content['law']!r}, not {law_name!r}")
     law = get_law(content["law"])
