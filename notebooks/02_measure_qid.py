@@ -83,6 +83,7 @@ SEED = 0  # seed of the training run, the evaluation windows and the calibration
 DEVICE = "cpu"  # cpu, cuda or auto
 OUTPUT_CSV = "runs/live/02_measure_qid/qid.csv"  # sweep table; rows are appended and finished cells skipped
 WORK_DIR = "runs/live/02_measure_qid"  # scratch folder for the small model (gitignored)
+BENCHMARK_DIR = "data/benchmarks"  # committed benchmark tables shown in "Cost and correctness of the engine"
 
 # %%
 for name, values, allowed in (("METHODS", METHODS, quantize.METHODS),):
@@ -286,6 +287,42 @@ ax.legend(title="method")
 # This chapter itself runs unchanged with `CHECKPOINTS` set to such hub ids and `DEVICE = "cuda"`. Windows
 # are then 2,048 tokens (Pythia's context). `benchmarks/bench_measure.py` records the evaluation throughput
 # and GPTQ time on Pythia-160M- and 1B-shaped models (`data/benchmarks/`).
+
+# %% [markdown]
+# ## Cost and correctness of the engine
+#
+# `benchmarks/bench_measure.py` (not a timed test) records what a measurement costs and checks our GPTQ against
+# a reference implementation, llmcompressor's, on the same trained model, calibration sample and evaluation
+# windows. The tables below are the committed results, each row with its machine, versions and commit in
+# `data/README.md`'s columns.
+
+# %% tags=["hide-input"]
+benchmark_dir = Path(BENCHMARK_DIR)
+throughput_columns = ["model", "device", "N", "eval_tokens", "tokens_per_second", "achieved_tflops", "fraction_of_peak",
+                      "eval_peak_memory_mb", "gptq_seconds", "gptq_peak_memory_mb"]
+for name, label in (("measure_throughput.csv", "CPU"), ("measure_throughput_cuda.csv", "GPU")):
+    path = benchmark_dir / name
+    if path.exists():
+        table = pd.read_csv(path)
+        display(Markdown(f"**Evaluation throughput and GPTQ cost, {label}** (`{path}`; {table['machine'].iloc[0]}, "
+                         f"{table['date'].iloc[0][:10]}; GPTQ at 4 bits, groups of 128):"))
+        display(table[[column for column in throughput_columns if column in table.columns]])
+    else:
+        display(Markdown(f"**{label}:** `{path}` does not exist: the {label} benchmark has not been run "
+                         + ("(no GPU was available to the sessions that built this book; "
+                            "`bash benchmarks/gpu_campaign.sh run OUT_DIR` produces it on one)." if label == "GPU" else ".")))
+
+# %% tags=["hide-input"]
+reference_path = benchmark_dir / "gptq_reference.csv"
+if reference_path.exists():
+    reference = pd.read_csv(reference_path)
+    agree = int(reference["within_se"].astype(str).str.lower().eq("true").sum())
+    display(reference[["bits", "act_order", "qid_ours", "qid_ours_se", "qid_reference", "qid_reference_se",
+                       "difference", "difference_se", "within_se"]])
+    display(Markdown(f"Our GPTQ and llmcompressor's agree within a standard error in **{agree} of {len(reference)}** "
+                     f"settings ({', '.join(sorted(set(reference['reference_versions'].astype(str))))})."))
+else:
+    display(Markdown(f"`{reference_path}` does not exist: the reference comparison has not been run."))
 
 # %% [markdown]
 # ## Summary
