@@ -80,8 +80,7 @@ def test_tiny_wsd_suite_end_to_end(tmp_path):
 
 
 def test_committed_cpu_tables_load_and_cover_the_suite():
-    if not (suite.SUITE_DATA_DIR / "cpu_qid.csv").is_file():
-        pytest.skip("data/suite/cpu_qid.csv not committed yet")
+    assert (suite.SUITE_DATA_DIR / "cpu_qid.csv").is_file(), "the CPU suite's QiD table must be committed"
     checkpoints = suite.load_suite_table("checkpoints", "cpu")
     qid = suite.load_suite_table("qid", "cpu")
     planned = {run.design for run in suite.plan_runs("cpu")}
