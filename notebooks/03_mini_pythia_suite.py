@@ -55,6 +55,7 @@
 # %%
 import json
 import math
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -399,8 +400,12 @@ if LIVE_METHODS and LIVE_BITS:
     threads = torch.get_num_threads()
     torch.set_num_threads(LIVE_THREADS)
     started = time.perf_counter()
+    live_run_folder = plan.folder(LIVE_DIR, PRESET)
+    # The slice is re-created from scratch every time: a scratch folder left by an older preset would
+    # otherwise be refused as "a different run" (or, worse, reused).
+    shutil.rmtree(live_run_folder, ignore_errors=True)
     try:
-        folder = training.train(plan.folder(LIVE_DIR, PRESET), plan.config, progress=False, stop_after=first_step)
+        folder = training.train(live_run_folder, plan.config, progress=False, stop_after=first_step)
         train_seconds = time.perf_counter() - started
         spec = suite.sweep_spec(PRESET, [str(folder)])
         spec.methods, spec.bits = list(LIVE_METHODS), list(LIVE_BITS)
@@ -449,8 +454,10 @@ lines = [
     f"{checkpoints['tokens'].max():,} training tokens (D/N ≤ {checkpoints['tokens_per_parameter'].max():.2g}); "
     f"{len(qid_all)} QiD cells. Training throughput {throughput['tokens_per_second'].max():,.0f} tokens/s "
     f"({throughput['tokens_per_second'].idxmax()}) to {throughput['tokens_per_second'].min():,.0f} tokens/s "
-    f"({throughput['tokens_per_second'].idxmin()}) per run; the preset took {provenance['train_wall_s'] / 60:.0f} min "
-    f"to train and {provenance['measure_wall_s'] / 60:.0f} min to measure ({provenance['workers']} workers).",
+    f"({throughput['tokens_per_second'].idxmin()}) per run, one thread each (runs trained while the machine was "
+    f"shared are slower); the last pipeline run spent {provenance['train_wall_s'] / 60:.0f} min training and "
+    f"{provenance['measure_wall_s'] / 60:.0f} min measuring ({provenance['workers']} workers; "
+    f"`{SUITE_DIR}/{PRESET}_provenance.json` says which runs it trained and which it reused).",
     f"- **QiD rises with training tokens** (cosine design): {len(rising)} of {len(positive_slopes)} fitted "
     f"size × method × bit slopes are positive by more than two standard errors; median β = "
     f"{positive_slopes['beta'].median():.2f} (the paper: 0.53).",
