@@ -146,7 +146,7 @@ def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
         windows = torch.randint(0, config.vocab_size, (n_windows, window), generator=generator)
         calibration = torch.randint(0, config.vocab_size, (calib_samples, window), generator=generator)
         row = {
-            "model": name, "device": _device_name(device), "dtype": str(dtype).removeprefix("torch."),
+            "model": name, "device": runtime.device_description(device), "dtype": str(dtype).removeprefix("torch."),
             "layers": config.num_hidden_layers, "d_model": config.hidden_size, "vocab": config.vocab_size, "N": n_params,
             "total_parameters": total_parameters(model), "window": window, "batch_size": batch, **common,
         }
@@ -255,10 +255,6 @@ def benchmark_reference(reference_python: Path, work: Path, bits=(2, 3, 4), eval
 
 
 # ------------------------------------------------------------------------------------------------ main
-def _device_name(device: torch.device) -> str:
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
-
-
 def _provenance() -> dict:
     return {"machine": provenance.machine_description(), "versions": provenance.package_versions_string(),
             "git_commit": provenance.git_commit(), "date": provenance.utc_now()}

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from qid.paths import DATA_DIR, REPO_ROOT
+from qid.provenance import file_sha256
 
 CORPUS_DIR = DATA_DIR / "corpus"
 TOKENIZER_DIR = DATA_DIR / "tokenizer"
@@ -124,7 +125,7 @@ def load_split_tokens(split: str, tokenizer_dir: str | Path | None = None) -> np
     path = split_path(split)
     if not path.is_file():
         raise CorpusError(f"{path}: missing; regenerate the corpus with `python -m qid.corpus`")
-    key = hashlib.sha256(_sha256(path).encode() + _sha256(tokenizer_file).encode()).hexdigest()[:16]
+    key = hashlib.sha256(file_sha256(path).encode() + file_sha256(tokenizer_file).encode()).hexdigest()[:16]
     cache = TOKEN_CACHE_DIR / f"{split}-{key}.npy"
     if cache.is_file():
         return np.load(cache)
@@ -144,10 +145,6 @@ def load_split_tokens(split: str, tokenizer_dir: str | Path | None = None) -> np
     np.save(temporary, tokens)
     temporary.replace(cache)
     return tokens
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------- extraction
@@ -286,7 +283,7 @@ def extract_corpus(output_dir: str | Path = CORPUS_DIR, sources=tuple(SOURCES), 
         archives = {}
         for source in sources:
             archive = _download(source, work)
-            archives[source] = {"archive": archive.name, "sha256": _sha256(archive)}
+            archives[source] = {"archive": archive.name, "sha256": file_sha256(archive)}
             documents.extend(_EXTRACTORS[source](archive))
     splits = split_documents(documents)
     manifest = {"sources": {}, "splits": {}, "eval_fraction": EVAL_FRACTION,
@@ -304,7 +301,7 @@ def extract_corpus(output_dir: str | Path = CORPUS_DIR, sources=tuple(SOURCES), 
         manifest["splits"][split] = {
             "file": path.name, "documents": len(members),
             "characters": sum(len(document["text"]) for document in members),
-            "bytes_gzip": path.stat().st_size, "sha256": _sha256(path),
+            "bytes_gzip": path.stat().st_size, "sha256": file_sha256(path),
             "by_source": {source: sum(document["source"] == source for document in members) for source in sources},
         }
     manifest["split_rule"] = ("within each source, documents ordered by sha256(id); first "

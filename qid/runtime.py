@@ -38,6 +38,13 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def device_description(device: torch.device) -> str:
+    """'cpu', or 'cuda (<GPU name>)': what a result row records as its device."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
 def seed_everything(seed: int) -> None:
     """Fix every random generator the book uses (Python, NumPy, torch CPU and CUDA)."""
     random.seed(seed)

@@ -32,6 +32,7 @@ import numpy as np
 from qid import train as training
 from qid.models import MINI_SHAPES
 from qid.paths import DATA_DIR, REPO_ROOT
+from qid.sweep import parse_shard
 
 DESIGNS = ("cosine", "annealed", "wsd")
 SUITE_DATA_DIR = DATA_DIR / "suite"
@@ -358,7 +359,7 @@ def measure_suite(preset: str = "cpu", output: str | Path | None = None, runs_di
     checkpoints = [str(REPO_ROOT / c) if not Path(c).is_absolute() else c for c in table["checkpoint"]]
     if shard is not None:
         # Shard by checkpoint (each is loaded and its 16-bit loss computed once), balancing by model size.
-        index, count = _parse_shard(shard) if isinstance(shard, str) else shard
+        index, count = parse_shard(shard)
         loads, mine = [0.0] * count, []
         for checkpoint, size in sorted(zip(checkpoints, table["size"]), key=lambda item: -_cost(item[1])):
             worker = loads.index(min(loads))
@@ -440,14 +441,6 @@ def load_suite_table(kind: str, preset: str = "cpu", directory: str | Path = SUI
 
 
 # ------------------------------------------------------------------------------------------- pipeline
-def _parse_shard(text):
-    if text is None:
-        return None
-    from qid.sweep import parse_shard
-
-    return parse_shard(text)
-
-
 def run_pipeline(preset: str = "cpu", workers: int = 2, threads: int = 1, runs_dir: str | Path = DEFAULT_RUNS_DIR,
                  designs=DESIGNS, sizes=None, device: str = "cpu", measure: bool = True,
                  output_dir: str | Path = SUITE_DATA_DIR, command: str = "", log=None) -> dict[str, Path]:
@@ -532,7 +525,7 @@ def train_suite_from_arguments(args) -> int:
     _set_threads(args.threads)
     if args.list:
         for run in shard_runs(plan_runs(args.preset, args.runs_dir, args.designs, args.sizes, args.device),
-                              _parse_shard(args.shard)):
+                              parse_shard(args.shard)):
             c = run.config
             print(f"{run.design:9s} {run.name:22s} N-size {run.size:5s} steps {c.steps:6d} tokens {c.steps * c.tokens_per_step:>12,} "
                   f"{c.schedule:8s} lr {c.max_lr:g} checkpoints {list(c.checkpoint_steps) or [c.steps]}")
@@ -545,7 +538,7 @@ def train_suite_from_arguments(args) -> int:
             print(f"{kind}: {path}")
         return 0
     finals = train_suite(args.preset, args.runs_dir, args.designs, args.sizes, args.device,
-                         _parse_shard(args.shard), progress=not args.no_progress)
+                         parse_shard(args.shard), progress=not args.no_progress)
     print(f"{len(finals)} run(s) complete under {Path(args.runs_dir) / args.preset}")
     return 0
 
@@ -565,7 +558,7 @@ def measure_suite_from_arguments(args) -> int:
     _set_threads(args.threads)
     if not args.tables:
         output = measure_suite(args.preset, runs_dir=args.runs_dir, device=args.device,
-                               shard=_parse_shard(args.shard), progress=not args.no_progress)
+                               shard=parse_shard(args.shard), progress=not args.no_progress)
         print(f"QiD sweep rows: {output}")
         if args.shard:
             return 0

@@ -357,7 +357,7 @@ def run_sweep(
         by_checkpoint.setdefault(cell.checkpoint, []).append(cell)
     unavailable: dict[str, str] = {}
     versions, commit = provenance.package_versions_string(), provenance.git_commit()
-    device_text = _device_text(device)
+    device_text = runtime.device_description(device)
 
     bar = tqdm(total=len(cells), desc="QiD sweep", unit="cell", disable=not progress)
     try:
@@ -409,12 +409,6 @@ def _window_lengths(spec: SweepSpec, checkpoint, context: int | None) -> tuple[i
     if context is not None and eval_window > context:
         raise SweepSpecError(f"eval_window={eval_window} exceeds the context of {checkpoint.label} ({context} tokens)")
     return eval_window, spec.calibration_length or eval_window
-
-
-def _device_text(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return "cpu"
 
 
 class _CheckpointState:
