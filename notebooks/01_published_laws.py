@@ -52,7 +52,7 @@ from qid.checkpoints import gpt_neox_non_embedding_formula
 from qid.fit import fit_law
 from qid.laws import LAWS, get_law
 from qid.plots import bit_color, log_axes, subplots
-from qid.project import tokens_for_rows, uniform_guess_loss
+from qid.project import tokens_for_rows, uniform_guess_loss, worse_than_uniform
 from qid.reference import load_ouyang_table1
 
 # %% [markdown]
@@ -275,7 +275,7 @@ fig.legend(handles, labels, loc="outside right center", fontsize=8)
 def first_tokens_worse_than_uniform(size: float, bits: int) -> float:
     """Smallest D on a fine grid where Loss_16 + QiD_unified > ln V (inf if none up to 1e20 tokens)."""
     grid = np.logspace(6, 20, 4000)
-    worse = loss16(loss16_params, N=size, D=grid) + unified(published, N=size, D=grid, P=bits) > uniform_loss
+    worse = worse_than_uniform(loss16(loss16_params, N=size, D=grid), unified(published, N=size, D=grid, P=bits), VOCAB_SIZE)
     return float(grid[np.argmax(worse)]) if worse.any() else math.inf
 
 
