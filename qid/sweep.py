@@ -467,50 +467,6 @@ class _CheckpointState:
             torch.cuda.empty_cache()
 
 
-# ------------------------------------------------------------------------------------------------- CLI
-def add_measure_arguments(parser) -> None:
-    """The options of `qid measure` (the CLI's subcommand delegates here)."""
-    parser.add_argument("--config", help="sweep YAML (keys as SweepSpec fields); options given here override it")
-    parser.add_argument("--checkpoints", nargs="+", metavar="MODEL",
-                        help="local model folders and/or hub ids with revision, e.g. EleutherAI/pythia-160m-deduped@step143000")
-    parser.add_argument("--methods", nargs="+", metavar="METHOD", help=f"quantizers: {', '.join(quantize.METHODS)} (default rtn gptq)")
-    parser.add_argument("--bits", nargs="+", type=int, metavar="B", help="weight bit-widths, 2-16; 16 = no quantization (default 2 3 4 8)")
-    parser.add_argument("--group-size", dest="group_sizes", nargs="+", type=int, metavar="G",
-                        help=f"quantization group sizes in input columns; -1 = per-channel (default {quantize.DEFAULT_GROUP_SIZE})")
-    parser.add_argument("--eval-tokens", type=int, help="predicted tokens per evaluation (default 65536)")
-    parser.add_argument("--eval-window", type=int, help="tokens per evaluation window (default min(context, 2048))")
-    parser.add_argument("--eval-source", help="evaluation text: corpus:eval (default), wikitext2, refinedweb, or a .txt path")
-    parser.add_argument("--calibration-samples", type=int, help="calibration sequences (default 128)")
-    parser.add_argument("--calibration-length", type=int, help="tokens per calibration sequence (default: the eval window)")
-    parser.add_argument("--calibration-source", help="calibration text: corpus:calibration (default), wikitext2, refinedweb, or a path")
-    parser.add_argument("--seed", type=int, help="seed of the windows and calibration sample (default 0)")
-    parser.add_argument("--device", help="auto (default), cpu or cuda")
-    parser.add_argument("--batch-size", type=int, help="sequences per forward pass (default 8)")
-    parser.add_argument("--act-order", action="store_true", default=None, help="GPTQ: quantize columns by decreasing Hessian diagonal")
-    parser.add_argument("--symmetric", action="store_true", default=None, help="symmetric grid (default asymmetric)")
-    parser.add_argument("--damp", type=float, help="GPTQ dampening, fraction of the mean Hessian diagonal (default 0.01)")
-    parser.add_argument("--output", required=True, help="CSV to append rows to (created if missing; finished cells are skipped)")
-    parser.add_argument("--shard", help="i/n: run every n-th cell starting at the i-th (1 ≤ i ≤ n)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def measure_from_arguments(args) -> int:
-    """Handler of `qid measure`: build the spec, run the (sharded) sweep, print a one-line summary."""
-    options = {key: getattr(args, key, None) for key in SPEC_KEYS}
-    if args.config:
-        spec = load_sweep_spec(args.config, overrides=options)
-    else:
-        if not options.get("checkpoints"):
-            raise SweepSpecError("checkpoints: give --checkpoints MODEL [MODEL ...] or --config sweep.yaml")
-        spec = sweep_spec_from_dict({key: value for key, value in options.items() if value is not None})
-    shard = parse_shard(args.shard)
-    summary = run_sweep(spec, args.output, shard=shard, progress=not args.no_progress)
-    skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
-    print(f"{args.output}: {summary['written']} row(s) written, {summary['already_done']} already done{skipped} "
-          f"(of {summary['cells']} cell(s){'' if shard is None else f' in shard {shard[0]}/{shard[1]}'})")
-    return 0
-
-
 def results_for(spec: SweepSpec, path: str | os.PathLike):
     """The rows of the table at `path` that belong to `spec`'s cells (other sweeps may share the file)."""
     spec = spec.validated()
