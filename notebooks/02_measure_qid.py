@@ -61,6 +61,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the 
 from transformers.utils import logging as transformers_logging
 
 from qid import checkpoints, evaluate, quantize, sweep, textsource
+from qid.chapter_params import apply_chapter_parameters
 from qid.plots import bit_color, subplots
 from qid.train import train_small_model
 
@@ -85,19 +86,8 @@ OUTPUT_CSV = "runs/live/02_measure_qid/qid.csv"  # sweep table; rows are appende
 WORK_DIR = "runs/live/02_measure_qid"  # scratch folder for the small model (gitignored)
 BENCHMARK_DIR = "data/benchmarks"  # committed benchmark tables shown in "Cost and correctness of the engine"
 
-# %%
-for name, values, allowed in (("METHODS", METHODS, quantize.METHODS),):
-    if not values or any(value not in allowed for value in values):
-        raise ValueError(f"{name} must be a non-empty list drawn from {', '.join(allowed)}, got {values!r}")
-if not BITS or any(not isinstance(b, int) or not 2 <= b <= 16 for b in BITS):
-    raise ValueError(f"BITS must be a non-empty list of integers from 2 to 16, got {BITS!r}")
-if not (GROUP_SIZE == -1 or (isinstance(GROUP_SIZE, int) and GROUP_SIZE > 0)):
-    raise ValueError(f"GROUP_SIZE must be a positive integer or -1 (per channel), got {GROUP_SIZE!r}")
-for name, value in (("TRAIN_STEPS", TRAIN_STEPS), ("EVAL_TOKENS", EVAL_TOKENS), ("CALIBRATION_SAMPLES", CALIBRATION_SAMPLES)):
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-if not isinstance(CHECKPOINTS, list):
-    raise ValueError(f"CHECKPOINTS must be a list of model folders or hub ids, got {CHECKPOINTS!r}")
+# %% tags=["remove-cell"]
+apply_chapter_parameters("02_measure_qid", globals())  # coerce papermill's text ("[2, 8]") and check every value
 
 # %% [markdown]
 # ## The checkpoint and its metadata

@@ -61,6 +61,7 @@ from qid.fit import (
     objective_value,
     synthetic_table,
 )
+from qid.chapter_params import apply_chapter_parameters
 from qid.laws import get_law
 from qid.paths import SHARED_REFERENCE_DIR
 from qid.plots import log_axes, subplots
@@ -83,24 +84,10 @@ SEED = 0  # seed of the synthetic data, random starts and bootstraps
 # Synthetic data: every combination of model size N (parameters), training tokens D and bit width P (5x3x3 = 45)
 SYNTHETIC_DESIGN = {"N": [1e8, 4e8, 1e9, 3e9, 1e10], "D": [1e9, 1e10, 1e11], "P": [2, 3, 4]}
 
-# %%
-for name, value, minimum in (("DROP_LARGEST_LOSSES", DROP_LARGEST_LOSSES, 0), ("BOOTSTRAP_SAMPLES", BOOTSTRAP_SAMPLES, 2),
-                             ("HOLDOUT_TOP", HOLDOUT_TOP, 1), ("COVERAGE_REPETITIONS", COVERAGE_REPETITIONS, 2),
-                             ("COVERAGE_BOOTSTRAP", COVERAGE_BOOTSTRAP, 10)):
-    if not (isinstance(value, int) and value >= minimum):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-if SCREEN_STARTS is not None and not (isinstance(SCREEN_STARTS, int) and SCREEN_STARTS >= 1):
-    raise ValueError(f"SCREEN_STARTS must be None (every grid point) or a positive integer, got {SCREEN_STARTS!r}")
-if not (isinstance(HUBER_DELTA, (int, float)) and HUBER_DELTA > 0):
-    raise ValueError(f"HUBER_DELTA must be > 0, got {HUBER_DELTA!r}")
-if not 0 < NOISE_SIGMA < 1:
-    raise ValueError(f"NOISE_SIGMA must be in (0, 1) log units, got {NOISE_SIGMA!r}")
-if not 0.5 <= CONFIDENCE < 1:
-    raise ValueError(f"CONFIDENCE must be a fraction in [0.5, 1), got {CONFIDENCE!r}")
+# %% tags=["remove-cell"]
+apply_chapter_parameters("04_fitter_validation", globals())  # coerce papermill's text and check every value
 
-if set(SYNTHETIC_DESIGN) != {"N", "D", "P"} or not all(len(values) and min(values) > 0 for values in SYNTHETIC_DESIGN.values()):
-    raise ValueError(f"SYNTHETIC_DESIGN must give non-empty lists of positive N, D and P, got {SYNTHETIC_DESIGN!r}")
-
+# %% tags=["hide-input"]
 unified = get_law("ouyang_unified")
 truth = dict(unified.parameter_sets["published"].values)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from qid.chapter_params import coerce_parameters
 from qid.paths import REPO_ROOT
 from qid.provenance import git_commit, utc_now
 
@@ -107,6 +108,8 @@ def run_book(
         if unknown_names:
             raise ValueError(f"chapter {source.stem} has no parameter(s) {', '.join(unknown_names)}; "
                              f"its parameters: {', '.join(chapter_parameters(source))}")
+        if source.stem in parameters:  # a declared chapter's overrides are coerced and checked before anything runs
+            parameters[source.stem] = coerce_parameters(source.stem, parameters[source.stem])
 
     record_path = output_dir / "run_record.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
