@@ -424,14 +424,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+MESSAGE_LIMIT = 300  # characters of an error line: a message quoting a 200 MB value helps no one
+
+
+def excerpt(text, limit: int = 200) -> str:
+    """`text` on one line, cut to `limit` characters with a note of how much was left out."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def _error_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, (CliError, DataError, ValueError)):
+        # OSError's own text puts errno first; the file name and the reason are what a user needs
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return excerpt(f"{where}{error.strerror}", MESSAGE_LIMIT)
+    if isinstance(error, KeyError) and error.args:
+        return excerpt(error.args[0], MESSAGE_LIMIT)
+    return excerpt(error, MESSAGE_LIMIT) or type(error).__name__
+
+
+def _saved_on_interrupt(args) -> str:
+    """What an interrupted command leaves behind, said before exiting 130."""
+    if args.command == "measure":
+        return f"every finished cell is already in {args.output}; rerun the same command to resume"
+    if args.command == "measure-suite":
+        return "every finished cell is already in the suite's sweep table; rerun the same command to resume"
+    if args.command == "train-suite":
+        return f"checkpoints saved so far are kept under {args.runs_dir}; rerun the same command to resume"
+    return "no output file was written or changed"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every failure a user can cause (bad input, unreadable or unwritable files, a full disk)
+    is one line on stderr and exit status 2; Ctrl-C says what was saved and exits 130. Anything else is a bug
+    and keeps its traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself prints one usage error and exits 2
     try:
         return args.handler(args)
-    except (CliError, DataError, KeyError, ValueError, FileNotFoundError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"qid {args.command}: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\nqid {args.command}: interrupted; {_saved_on_interrupt(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CliError, DataError, KeyError, ValueError, OSError) as error:
+        print(f"qid {args.command}: error: {_error_line(error)}", file=sys.stderr)
         return EXIT_USAGE
 
 
