@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,9 +126,27 @@ class FitResult:
         return jsonable(content)
 
     def save(self, path: str | Path) -> Path:
+        """Write the fit as JSON, unless the file already holds the same fit (rebuilds leave a checkout clean).
+
+        "The same fit" ignores what varies per run, not per result: the `provenance` block (time stamp, commit,
+        versions, run time) and every `seconds` field. The fresh provenance then goes to the build output when
+        `QID_FIT_PROVENANCE_DIR` is set (`qid.book` sets it to `chapters/fit_provenance/`).
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        content = self.to_dict()
+        try:
+            previous = json.loads(path.read_text()) if path.exists() else None
+        except (OSError, ValueError):
+            previous = None  # unreadable: rewrite it
+        rewritten = previous is None or not same_fit(previous, content)
+        if rewritten:
+            atomic_write_text(path, json.dumps(content, indent=2) + "\n")
+        record_dir = os.environ.get(PROVENANCE_DIR_VARIABLE)
+        if record_dir:
+            Path(record_dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(Path(record_dir) / f"{path.stem}.json", json.dumps(
+                {"file": str(path), "rewritten": rewritten, "provenance": content.get("provenance")}, indent=2) + "\n")
         return path
 
     @classmethod
@@ -146,6 +165,25 @@ class FitResult:
                 values[key] = default
         values["params"] = {name: float(value) for name, value in content["params"].items()}
         return cls(**values)
+
+
+PROVENANCE_DIR_VARIABLE = "QID_FIT_PROVENANCE_DIR"
+VOLATILE_KEYS = frozenset({"provenance", "seconds"})  # per-run, not per-result: ignored when comparing fits
+SAME_FIT_RELATIVE_TOLERANCE = 1e-9  # numbers closer than this are the same number (last-bit noise of BLAS)
+
+
+def same_fit(first, second) -> bool:
+    """Whether two fit JSON contents agree on everything but VOLATILE_KEYS (numbers to a relative 1e-9)."""
+    if isinstance(first, dict) and isinstance(second, dict):
+        keys = (set(first) | set(second)) - VOLATILE_KEYS
+        return all(key in first and key in second and same_fit(first[key], second[key]) for key in keys)
+    if isinstance(first, list) and isinstance(second, list):
+        return len(first) == len(second) and all(same_fit(a, b) for a, b in zip(first, second))
+    numbers = (int, float)
+    if isinstance(first, numbers) and isinstance(second, numbers) and not isinstance(first, bool) \
+            and not isinstance(second, bool):
+        return math.isclose(first, second, rel_tol=SAME_FIT_RELATIVE_TOLERANCE, abs_tol=0.0)
+    return first == second
 
 
 def load_fit(path: str | Path) -> FitResult:
