@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
+from qid.atomicio import atomic_write_text
 from qid.chapter_params import coerce_parameters
+from qid.fitio import PROVENANCE_DIR_VARIABLE
 from qid.paths import REPO_ROOT
 from qid.provenance import git_commit, utc_now
 
@@ -113,6 +117,8 @@ def run_book(
 
     record_path = output_dir / "run_record.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    # Fits that a chapter saves are rewritten only when a number changes; their per-run provenance lands here.
+    os.environ[PROVENANCE_DIR_VARIABLE] = str(output_dir / "fit_provenance")
     runs = []
     for source in sources:
         print(f"[qid.book] executing {source.relative_to(root)}", flush=True)
@@ -120,9 +126,54 @@ def run_book(
         run["commit"] = git_commit()
         print(f"[qid.book] {source.stem}: {run['seconds']} s", flush=True)
         record[source.stem] = run
-        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
         runs.append(run)
     return runs
+
+
+PLACEHOLDER_NOTE = (
+    "\n\n:::{{note}}\n**Not executed in this build.** This page shows the chapter's source without its results. "
+    "Run `python -m qid.book --only {name}` (or `make book`), then `make site`, to see them.\n:::\n"
+)
+_GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`[^`]*`")
+
+
+def placeholder_chapter(source: Path):
+    """The chapter's unexecuted source as a notebook, marked at the top as not executed (no glued values)."""
+    import jupytext
+
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["qid_placeholder"] = True
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _GLUE_ROLE.sub("(not computed: chapter not executed)", cell.source)
+    first = next((cell for cell in notebook.cells if cell.cell_type == "markdown"), None)
+    if first is not None:
+        title, _, rest = first.source.partition("\n")
+        first.source = title + PLACEHOLDER_NOTE.format(name=source.stem) + rest
+    return notebook
+
+
+def prepare_site(root: Path = REPO_ROOT, output_dir: str | Path = DEFAULT_OUTPUT_DIR) -> list[str]:
+    """Make `output_dir` buildable: every chapter not executed yet gets a placeholder; returns their names.
+
+    A chapter counts as executed when `output_dir/NAME.ipynb` exists and is not itself a placeholder; a
+    placeholder is rewritten each time, so it always shows the current source.
+    """
+    import nbformat
+
+    root = Path(root)
+    output_dir = Path(output_dir) if Path(output_dir).is_absolute() else root / output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    placeholders = []
+    for source in chapter_sources(root):
+        target = output_dir / f"{source.stem}.ipynb"
+        if target.exists() and not nbformat.read(target, as_version=4).metadata.get("qid_placeholder"):
+            continue
+        atomic_write_text(target, nbformat.writes(placeholder_chapter(source)))
+        placeholders.append(source.stem)
+    return placeholders
 
 
 def _parse_assignment(text: str) -> tuple[str, object]:
@@ -141,7 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="CHAPTER", help="execute only these chapters (names without .py)")
     parser.add_argument("-p", "--parameter", action="append", type=_parse_assignment, default=[],
                         metavar="NAME=VALUE", help="override a parameter of the --only chapter(s)")
+    parser.add_argument("--prepare-site", action="store_true",
+                        help="execute nothing: give every chapter not executed yet a placeholder (run by `make site`)")
     args = parser.parse_args(argv)
+    if args.prepare_site:
+        placeholders = prepare_site(Path(args.root), args.output_dir)
+        if placeholders:
+            print(f"[qid.book] not executed yet, shown as source: {', '.join(placeholders)}", flush=True)
+        return 0
 
     import papermill
 
