@@ -18,11 +18,14 @@ from typing import Callable
 
 import numpy as np
 
-VARIABLE_NAMES = ("N", "D", "P")
+VARIABLE_NAMES = ("N", "D", "P", "lr", "step")
 VARIABLE_DESCRIPTIONS = {
     "N": "non-embedding parameters",
     "D": "training tokens",
     "P": "weight bit width (bits)",
+    # curve laws (qid.curvelaws): the loss along one run as a function of its learning-rate schedule
+    "lr": "learning rate of every optimizer step 0..T-1 of one run",
+    "step": "optimizer steps at which the loss is predicted",
 }
 
 
@@ -332,6 +335,41 @@ register_law(
         latex=r"\mathrm{QiD}(P) = k\,P^{-\gamma}",
         source="ouyang2024lowbit",
         bounds={"k": (0, None), "gamma": (0, 20)},
+    )
+)
+
+
+# --- loss-curve laws (functions of a learning-rate schedule; qid.curvelaws, qid.schedules) ----------------
+
+from qid.curvelaws import LUO_BOUNDS, LUO_PUBLISHED, TISSUE_BOUNDS, luo_multipower, tissue_annealing  # noqa: E402
+
+register_law(
+    Law(
+        name="tissue_annealing",
+        function=tissue_annealing,
+        response="loss",
+        formula="L(t) = L0 + A * S1(t)^(-alpha) - C * S2(t); S2 = sum of m_i, m_i = decay * m_(i-1) + (lr_(i-1) - lr_i)",
+        latex=r"L(t) = L_0 + A\,S_1(t)^{-\alpha} - C\,S_2(t),\quad S_2(t) = \sum_{i \le t} m_i,\ m_i = \lambda m_{i-1} + (\eta_{i-1} - \eta_i)",
+        source="tissue2024annealing",
+        bounds=TISSUE_BOUNDS,
+    )
+)
+
+register_law(
+    Law(
+        name="luo_multipower",
+        function=luo_multipower,
+        response="loss",
+        formula="L(t) = L0 + A * S1(t)^(-alpha) - B * sum_k (lr_(k-1) - lr_k) * (1 - (C * lr_k^(-gamma) * S_k(t) + 1)^(-beta))",
+        latex=r"L(t) = L_0 + A\,S_1(t)^{-\alpha} - B \sum_{k=1}^{t} (\eta_{k-1} - \eta_k)\left[1 - \left(C\,\eta_k^{-\gamma} S_k(t) + 1\right)^{-\beta}\right]",
+        source="luo2025multipower",
+        parameter_sets={
+            f"published_{size}": ParameterSet(
+                values, source=f"Luo et al. 2025, {size} model, fitted on cosine_24000, constant_24000 and wsdcon_9"
+            )
+            for size, values in LUO_PUBLISHED.items()
+        },
+        bounds=LUO_BOUNDS,
     )
 )
 
