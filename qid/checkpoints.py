@@ -35,6 +35,9 @@ PYTHIA_TOKENS_PER_STEP = 2_097_152
 TOKENS_PER_STEP = {"pythia": PYTHIA_TOKENS_PER_STEP}
 # Files in a local checkpoint folder that may hold the suite's metadata (first found wins).
 METADATA_FILENAMES = ("qid_metadata.json", "metadata.json", "training_metadata.json")
+# Files that hold a tokenizer's vocabulary (fast, BPE, SentencePiece and WordPiece). Without one,
+# transformers silently builds a 2-token fallback tokenizer and every loss is wrong.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.txt")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _STEP_IN_NAME = re.compile(r"step[-_]?(\d+)")
@@ -62,9 +65,14 @@ class CheckpointSpec:
 
     @property
     def label(self) -> str:
+        """The checkpoint's identity in result tables: `name` when given, else the resolved absolute folder (so
+        'runs/x', './runs/x/', 'runs//x' and a symlink to it are one checkpoint), else 'id@revision' ('main'
+        when no revision is given: the branch a hub download without revision gets)."""
         if self.name:
             return self.name
-        return f"{self.model}@{self.revision}" if self.revision else self.model
+        if self.is_local:
+            return str(Path(os.path.abspath(os.path.expanduser(self.model))).resolve())
+        return f"{self.model}@{self.revision or 'main'}"
 
     @property
     def is_local(self) -> bool:
@@ -168,9 +176,12 @@ def _read_local_metadata(folder: Path) -> dict:
         path = folder / filename
         if path.is_file():
             try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError as error:
+                metadata = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise CheckpointError(f"{path}: not valid JSON ({error})") from error
+            if not isinstance(metadata, dict):
+                raise CheckpointError(f"{path}: expected a JSON object of metadata, got a {type(metadata).__name__}")
+            return metadata
     return {}
 
 
@@ -236,9 +247,14 @@ def load_checkpoint(item, device: str | torch.device = "cpu", dtype: torch.dtype
     if spec.is_local:
         folder = Path(os.path.expanduser(spec.model))
         if not folder.is_dir():
-            raise CheckpointNotFoundError(f"checkpoint {spec.label}: model folder {folder} does not exist")
+            what = "is a file, not a model folder" if folder.exists() else "does not exist"
+            raise CheckpointNotFoundError(f"checkpoint {spec.label}: model folder {folder} {what}")
         if not (folder / "config.json").is_file():
             raise CheckpointNotFoundError(f"checkpoint {spec.label}: {folder} holds no config.json (not a Hugging Face model folder)")
+        if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+            raise CheckpointError(
+                f"checkpoint {spec.label}: {folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                "save it beside the weights with tokenizer.save_pretrained(folder)")
         metadata = _read_local_metadata(folder)
         source, kwargs = str(folder), {}
     else:
@@ -246,9 +262,15 @@ def load_checkpoint(item, device: str | torch.device = "cpu", dtype: torch.dtype
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as error:
+    except Exception as error:  # corrupt or truncated weights raise safetensors', torch's or pickle's own types
         where = "local folder" if spec.is_local else "Hugging Face hub (offline here? it needs the files in the local cache)"
-        raise CheckpointError(f"checkpoint {spec.label}: could not load from the {where}: {str(error).splitlines()[0]}") from error
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise CheckpointError(f"checkpoint {spec.label}: could not load from the {where}: {detail}") from error
+    embedding_rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) < embedding_rows / 2:
+        # a fallback tokenizer (or the wrong one) would give a meaningless loss, not an error
+        raise CheckpointError(f"checkpoint {spec.label}: its tokenizer has {len(tokenizer)} tokens but the model "
+                              f"embeds {embedding_rows}: the tokenizer files are missing or belong to another model")
     model.to(device)
     model.eval()
     family = infer_family(spec, model.config, metadata)
@@ -273,6 +295,9 @@ def context_length(item) -> int | None:
     spec = parse_checkpoint(item)
     if spec.is_local:
         folder = Path(os.path.expanduser(spec.model))
+        if not folder.is_dir():
+            what = "is a file, not a model folder" if folder.exists() else "does not exist"
+            raise CheckpointNotFoundError(f"checkpoint {spec.label}: model folder {folder} {what}")
         if not (folder / "config.json").is_file():
             raise CheckpointNotFoundError(f"checkpoint {spec.label}: no Hugging Face model folder at {folder} (config.json missing)")
         source, kwargs = str(folder), {}

@@ -17,8 +17,6 @@ keys, see `load_sweep_spec`). `run_sweep` runs it cell by cell:
 from __future__ import annotations
 
 import csv
-import io
-import math
 import os
 import sys
 import time
@@ -26,24 +24,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
-from filelock import FileLock
 from tqdm import tqdm
 
 from qid import checkpoints as checkpoint_module
 from qid import evaluate, provenance, quantize, runtime, textsource
+# The results table (columns, cell key, checked appends) lives in qid.results_table; re-exported here.
+from qid.results_table import (COLUMNS, KEY_COLUMNS, OutputTableError, append_row, check_output_path,  # noqa: F401
+                               finished_keys, load_results)
+from qid.results_table import format_value as _format
 
-# Every column of the results table, in order (units in data/README.md).
-COLUMNS = (
-    "family", "checkpoint", "step", "N", "D", "method", "bits", "group_size",
-    "loss_16", "loss_q", "qid", "qid_se", "eval_tokens", "eval_windows", "eval_window", "eval_source",
-    "calib_samples", "calibration_length", "calibration_source", "symmetric", "act_order", "damp", "seed",
-    "device", "dtype", "seconds", "quantize_seconds", "versions", "git_commit", "finished_at",
-)
-# The columns that identify a cell: a row with the same values is "already done".
-KEY_COLUMNS = (
-    "checkpoint", "method", "bits", "group_size", "eval_source", "eval_window", "eval_tokens",
-    "calibration_source", "calibration_length", "calib_samples", "symmetric", "act_order", "damp", "seed",
-)
 DEFAULT_EVAL_WINDOW = 2048  # tokens per evaluation window (Pythia's context); capped at the model's context
 
 
@@ -94,8 +83,9 @@ class SweepSpec:
         for spec in parsed:
             folder = Path(os.path.expanduser(spec.model))
             if spec.is_local and not folder.is_dir():
-                raise checkpoint_module.CheckpointNotFoundError(f"checkpoints: model folder {spec.model} does not exist")
-        labels = [spec.label for spec in parsed]
+                what = "is a file, not a model folder" if folder.exists() else "does not exist"
+                raise checkpoint_module.CheckpointNotFoundError(f"checkpoints: model folder {spec.model} {what}")
+        labels = [spec.label for spec in parsed]  # resolved folders / id@revision: one spelling per checkpoint
         if len(set(labels)) != len(labels):
             raise SweepSpecError(f"checkpoints: listed twice: {sorted({label for label in labels if labels.count(label) > 1})}")
         try:
@@ -224,27 +214,14 @@ def sweep_cells(spec: SweepSpec) -> tuple[list[Cell], list[str]]:
     return cells, notes
 
 
-def _format(value) -> str:
-    """How a value is written to the CSV (and compared when resuming)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if value.is_integer() and abs(value) < 1e18:
-            return str(int(value)) if value != 0 or math.copysign(1, value) > 0 else "0"
-        return repr(value)
-    return str(value)
-
-
 def _settings(spec: SweepSpec, eval_window: int, calibration_length: int) -> dict:
     return {
         "eval_source": spec.eval_source, "eval_window": eval_window, "eval_tokens": spec.eval_tokens,
         "calibration_source": spec.calibration_source, "calibration_length": calibration_length,
         "calib_samples": spec.calibration_samples, "symmetric": spec.symmetric, "act_order": spec.act_order,
-        "damp": spec.damp, "seed": spec.seed,
+        "damp": spec.damp, "seed": spec.seed, "calib_seed": spec.seed,
+        # batch size changes GPTQ/AWQ results (QiD moved by up to 29% in issue 11); threads change CPU sum order
+        "batch_size": spec.batch_size, "threads": torch.get_num_threads(),
     }
 
 
@@ -252,76 +229,6 @@ def cell_key(cell: Cell, settings: dict) -> tuple[str, ...]:
     values = {"checkpoint": cell.checkpoint.label, "method": cell.method, "bits": cell.bits,
               "group_size": cell.group_size, **settings}
     return tuple(_format(values[column]) for column in KEY_COLUMNS)
-
-
-# -------------------------------------------------------------------------------------- the CSV table
-def _lock(path: Path) -> FileLock:
-    return FileLock(str(path) + ".lock")
-
-
-def _read_rows_unlocked(path: Path) -> list[dict]:
-    if not path.is_file() or path.stat().st_size == 0:
-        return []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise SweepSpecError(
-                f"{path}: its columns ({', '.join(reader.fieldnames or [])}) are not those of a QiD sweep table; "
-                "write to a new file"
-            )
-        return list(reader)
-
-
-def _repair_partial_line_unlocked(path: Path) -> None:
-    """Drop an incomplete last line (a writer killed mid-write); complete rows always end with a newline."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return
-        data = handle.seek(0) or handle.read()
-        handle.truncate(data.rfind(b"\n") + 1)
-
-
-def finished_keys(path: str | os.PathLike) -> set[tuple[str, ...]]:
-    """Keys of the cells already in the table (empty when the file does not exist)."""
-    path = Path(path)
-    with _lock(path):
-        _repair_partial_line_unlocked(path)
-        return {tuple(row[column] for column in KEY_COLUMNS) for row in _read_rows_unlocked(path)}
-
-
-def append_row(path: str | os.PathLike, row: dict) -> bool:
-    """Append one row under the file lock unless its cell is already there; True when written."""
-    path = Path(path)
-    missing = [column for column in COLUMNS if column not in row]
-    if missing:
-        raise ValueError(f"row lacks column(s) {', '.join(missing)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(path):
-        _repair_partial_line_unlocked(path)
-        existing = _read_rows_unlocked(path)
-        key = tuple(_format(row[column]) for column in KEY_COLUMNS)
-        if any(tuple(old[column] for column in KEY_COLUMNS) == key for old in existing):
-            return False
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if not existing and (not path.is_file() or path.stat().st_size == 0):
-            writer.writerow(COLUMNS)
-        writer.writerow([_format(row[column]) for column in COLUMNS])
-        with open(path, "a", newline="") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-    return True
-
-
-def load_results(path: str | os.PathLike):
-    """The sweep table as a DataFrame, checked (columns present, losses finite)."""
-    from qid.tables import load_table
-
-    return load_table(path, required=COLUMNS, finite=("loss_16", "loss_q", "qid", "bits", "N"))
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -341,7 +248,7 @@ def run_sweep(
     spec = spec.validated()
     log = log or (lambda message: print(message, file=sys.stderr))
     shard = parse_shard(shard)
-    output = Path(output)
+    output = check_output_path(output)  # before any work: a wrong --output fails at once and is left untouched
     cells, notes = sweep_cells(spec)
     for note in notes:
         log(note)
