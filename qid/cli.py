@@ -238,6 +238,11 @@ def _run_train_suite(args) -> int:
     from qid.sweep import parse_shard
 
     _set_threads(args.threads)
+    sizes_in_preset = suite.get_preset(args.preset).sizes
+    unknown = [size for size in args.sizes or () if size not in sizes_in_preset]
+    if unknown:  # plan_runs would silently plan nothing for them
+        raise CliError(f"--sizes: unknown size(s) {', '.join(unknown)} for preset {args.preset}; "
+                       f"use some of {', '.join(sizes_in_preset)}")
     if args.list:
         for run in suite.shard_runs(suite.plan_runs(args.preset, args.runs_dir, args.designs, args.sizes, args.device),
                                     parse_shard(args.shard)):

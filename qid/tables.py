@@ -12,8 +12,18 @@ import numpy as np
 import pandas as pd
 
 
+# A tidy table of measurements is kilobytes; anything this large was named by mistake (reading it would
+# take minutes and its error message would quote megabytes).
+MAX_TABLE_BYTES = 64 * 2**20
+
+
 class DataError(ValueError):
     """A data file that cannot be used as asked; the message names the file and the column."""
+
+
+def _excerpt(text, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"
 
 
 def load_table(
@@ -28,12 +38,18 @@ def load_table(
     logged by the laws); finite: numeric columns with no NaN/inf. `positive` implies numeric and finite.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a CSV file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_TABLE_BYTES:
+        raise DataError(f"{path}: {size / 2**20:.0f} MiB, larger than a table can be ({MAX_TABLE_BYTES // 2**20} MiB); "
+                        "is it the right file?")
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: not a readable CSV ({error})") from error
+        raise DataError(f"{path}: not a readable CSV ({_excerpt(error)})") from error
     check_table(table, str(path), required, positive, finite)
     return table
 
@@ -43,7 +59,7 @@ def check_table(table: pd.DataFrame, source: str, required=(), positive=(), fini
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise DataError(
-            f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, table.columns)) or 'none'}"
+            f"{source}: missing column(s) {', '.join(missing)}; found {_excerpt(', '.join(map(str, table.columns))) or 'none'}"
         )
     for column in dict.fromkeys([*finite, *positive]):
         if column not in table.columns:
@@ -54,7 +70,7 @@ def check_table(table: pd.DataFrame, source: str, required=(), positive=(), fini
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{source}: column {column} has {int(bad.sum())} missing or non-numeric value(s), "
-                f"first at data row {row + 1} ({table[column].iloc[row]!r})"
+                f"first at data row {row + 1} ({_excerpt(repr(table[column].iloc[row]), 80)})"
             )
         if column in positive and (values <= 0).any():
             row = int(np.flatnonzero((values <= 0).to_numpy())[0])

@@ -33,6 +33,12 @@ NAMED_SOURCES = {
 ALIASES = {"wikitext-2": "wikitext2", "wikitext": "wikitext2", "falcon-refinedweb": "refinedweb"}
 
 
+# The most text one source may hold. Evaluation needs eval_tokens (65,536 by default) and calibration
+# 128 × 2048 tokens; tokenizing a whole text file holds ~100 bytes of memory per byte of text at its peak
+# (a 200 MB file grew past 23 GB), so a larger file is refused rather than read.
+MAX_TEXT_BYTES = 32 * 2**20
+
+
 class TextSourceError(ValueError):
     """A text source that cannot be read; the message names the source."""
 
@@ -95,13 +101,23 @@ def load_documents(source: str | os.PathLike, role: str = "eval") -> list[str]:
         return _named_documents(key, role)
     path = Path(os.path.expanduser(text))
     if path.is_file():
+        _check_size(text, [path])
         return [path.read_text(encoding="utf-8", errors="replace")]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
             raise TextSourceError(f"text source {text!r}: folder holds no .txt files")
+        _check_size(text, files)
         return [p.read_text(encoding="utf-8", errors="replace") for p in files]
     raise TextSourceNotFoundError(f"text source {text!r}: no such file or folder (expected {describe_sources()})")
+
+
+def _check_size(source: str, files: list[Path]) -> None:
+    size = sum(path.stat().st_size for path in files)
+    if size > MAX_TEXT_BYTES:
+        raise TextSourceError(
+            f"text source {source!r}: {size / 2**20:.0f} MiB of text, more than the {MAX_TEXT_BYTES // 2**20} MiB a "
+            "source may hold (evaluation and calibration need far less): give an excerpt, e.g. `head -c 16M FILE`")
 
 
 _STREAM_CACHE: dict[tuple, torch.Tensor] = {}
