@@ -13,7 +13,6 @@ import math
 import sys
 
 from qid import laws as law_registry
-from qid.project import tokens_to_reach_qid
 from qid.tables import DataError
 
 EXIT_USAGE = 2
@@ -100,11 +99,6 @@ def _add_law_arguments(parser, variables: str) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _law_and_params(args):
-    law = law_registry.get_law(args.law)
-    return law, law_registry.resolve_parameters(law, args.params)
-
-
 def _add_predict(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="evaluate a law at given N, D, P")
     _add_law_arguments(parser, "NDP")
@@ -112,17 +106,25 @@ def _add_predict(subparsers) -> None:
 
 
 def _run_predict(args) -> int:
-    law, params = _law_and_params(args)
+    from qid import prediction
+
+    law = law_registry.get_law(args.law)
     inputs = {name: getattr(args, name) for name in law.variables}
     missing = [f"--{name}" for name, value in inputs.items() if value is None]
     if missing:
         raise CliError(f"law {law.name} needs {', '.join(missing)} ({law.describe_variables(n.lstrip('-') for n in missing)})")
-    value = float(law(params, **inputs))
-    if args.json:
-        _print_json({"law": law.name, "params": args.params, "inputs": inputs, law.response: value})
-    else:
-        print(f"{value:.6g}")
+    _print_answer(prediction.predict(law, args.params, inputs), args.json)
     return 0
+
+
+def _print_answer(answer, as_json: bool) -> None:
+    """The value with unit and interval on stdout (or all of it as JSON); warnings on stderr either way."""
+    if as_json:
+        _print_json(answer.as_json())
+    else:
+        print(answer.as_text())
+    for warning in answer.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _add_tokens_for_qid(subparsers) -> None:
@@ -133,16 +135,14 @@ def _add_tokens_for_qid(subparsers) -> None:
 
 
 def _run_tokens_for_qid(args) -> int:
-    law, params = _law_and_params(args)
+    from qid import prediction
+
+    law = law_registry.get_law(args.law)
     needed = [name for name in law.variables if name != "D"]
     missing = [f"--{name}" for name in needed if getattr(args, name) is None]
     if missing:
         raise CliError(f"law {law.name} needs {', '.join(missing)} ({law.describe_variables(n.lstrip('-') for n in missing)})")
-    tokens = tokens_to_reach_qid(law, params, args.qid, N=args.N, P=args.P)
-    if args.json:
-        _print_json({"law": law.name, "params": args.params, "N": args.N, "P": args.P, "qid": args.qid, "D": tokens})
-    else:
-        print(f"{tokens:.6g}")
+    _print_answer(prediction.tokens_for_qid(law, args.params, args.qid, N=args.N, P=args.P), args.json)
     return 0
 
 

@@ -133,15 +133,24 @@ def objective_description(loss: str, delta: float, space: str) -> str:
 
 
 class Problem:
-    """One fit problem in the search coordinates θ (a logarithm for log-searched parameters)."""
+    """One fit problem in the search coordinates θ (a logarithm for log-searched parameters).
+
+    `errors` (optional): each row's standard error in response units. Residuals are then divided by it
+    (in log space by errors / response, the delta method), so least squares is the Gaussian likelihood with
+    those known variances; `set_standard_errors` changes them (the extra-scatter fit does, between rounds).
+    """
 
     def __init__(self, law: Law, variables: dict, response: np.ndarray, loss: str, delta: float, space: str,
                  free: list[str], fixed: dict[str, float], log_names: set[str],
-                 lower: dict[str, float], upper: dict[str, float]):
+                 lower: dict[str, float], upper: dict[str, float], errors: np.ndarray | None = None):
         self.law, self.loss, self.delta, self.space = law, loss, delta, space
         self.variables = variables
         self.response = response
         self.log_response = np.log(response) if space == "log" else None
+        self.errors = None if errors is None else np.asarray(errors, dtype=float)
+        self.weights = None
+        if self.errors is not None:
+            self.set_standard_errors(self.errors)
         self.free, self.fixed = free, fixed
         self.is_log = np.array([name in log_names for name in free])
         self.bounds = []
@@ -155,6 +164,23 @@ class Problem:
         self.gradient_function = GRADIENTS.get(law.function)
         self.derivative_method = "analytic" if self.gradient_function else "complex-step"
         self.n_evaluations = 0
+
+    def set_standard_errors(self, errors: np.ndarray) -> None:
+        """Weight the residuals by 1 / standard error (response units; converted to log units in log space)."""
+        errors = np.asarray(errors, dtype=float)
+        scale = errors / np.abs(self.response) if self.space == "log" else errors
+        self.weights = 1.0 / scale
+
+    def subset(self, index: np.ndarray) -> "Problem":
+        """The same problem on rows `index` (repeats allowed): what a bootstrap replicate fits."""
+        copy = object.__new__(Problem)
+        copy.__dict__.update(self.__dict__)
+        copy.variables = {name: values[index] for name, values in self.variables.items()}
+        copy.response = self.response[index]
+        copy.log_response = None if self.log_response is None else self.log_response[index]
+        copy.errors = None if self.errors is None else self.errors[index]
+        copy.weights = None if self.weights is None else self.weights[index]
+        return copy
 
     # coordinates
     def natural(self, theta: np.ndarray) -> np.ndarray:
@@ -226,8 +252,10 @@ class Problem:
     # residuals and objective
     def residuals_from_prediction(self, prediction: np.ndarray) -> np.ndarray:
         if self.space == "log":
-            return self.log_response - np.log(prediction)
-        return self.response - prediction
+            residuals = self.log_response - np.log(prediction)
+        else:
+            residuals = self.response - prediction
+        return residuals if self.weights is None else residuals * self.weights
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -239,9 +267,8 @@ class Problem:
         prediction, jacobian = self.predict_with_jacobian(values)
         residuals = self.residuals_from_prediction(prediction)
         chain = np.where(self.is_log, -values, -1.0)  # dp/dθ = p for a log-searched parameter; dr/df = -1
-        if self.space == "log":
-            return residuals, jacobian * (chain[:, None] / prediction)
-        return residuals, jacobian * chain[:, None]
+        jacobian = jacobian * (chain[:, None] / prediction) if self.space == "log" else jacobian * chain[:, None]
+        return residuals, jacobian if self.weights is None else jacobian * self.weights
 
     def value(self, theta: np.ndarray) -> float:
         with np.errstate(all="ignore"):
@@ -301,11 +328,14 @@ class Problem:
 # --- preparing the inputs ---------------------------------------------------------------------------------
 
 
-def prepare_data(law: Law, data, space: str = "log", n_free: int | None = None) -> tuple[pd.DataFrame, dict]:
+def prepare_data(law: Law, data, space: str = "log", n_free: int | None = None,
+                 errors: str | None = None, keep: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
     """Check a table (or CSV path) for a fit of `law` and describe it: (table, {"path", "sha256", ...}).
 
     The table must name the law's variables (N, D, P) and its response (qid or loss) as columns, all finite;
     the variables must be > 0 (the laws raise them to powers), and so must the response in log space.
+    `errors` names a column of standard errors of the response (finite, > 0), kept next to the response;
+    `keep` names other columns carried along unchecked (e.g. the cluster labels of a bootstrap).
     """
     if isinstance(data, (str, Path)):
         path = Path(data)
@@ -320,15 +350,20 @@ def prepare_data(law: Law, data, space: str = "log", n_free: int | None = None) 
         description = {"path": None, "source_path": data.attrs.get("source"), "source_sha256": data.attrs.get("sha256")}
     else:
         raise TypeError(f"data must be a CSV path or a pandas DataFrame, not {type(data).__name__}")
-    columns = [*law.variables, law.response]
-    positive = [*law.variables] + ([law.response] if space == "log" else [])
-    check_table(table, source, required=columns, positive=positive, finite=columns)
+    columns = [*law.variables, law.response] + ([errors] if errors else [])
+    positive = [*law.variables] + ([law.response] if space == "log" else []) + ([errors] if errors else [])
+    check_table(table, source, required=[*columns, *keep], positive=positive, finite=columns)
+    carried = table[list(keep)].reset_index(drop=True)
     table = table[columns].astype(float).reset_index(drop=True)
     if "sha256" not in description:  # an in-memory table
         description["sha256"] = table_sha256(table)
         description["sha256_of"] = "the fitted columns written as CSV (17 significant digits)"
     description["n_points"] = len(table)
     description["columns"] = columns
+    # The fitted range of each variable, so a prediction can say when it extrapolates (qid predict warns).
+    description["ranges"] = {name: [float(table[name].min()), float(table[name].max())] for name in law.variables}
+    for name in keep:
+        table[name] = carried[name].to_numpy()
     if n_free is not None and len(table) <= n_free:
         raise DataError(
             f"{source}: {len(table)} data point(s) for {n_free} free parameter(s) of law {law.name}; "
@@ -366,7 +401,7 @@ def default_log_parameters(law: Law, bounds: dict | None = None) -> tuple[str, .
     return tuple(name for name in law.parameters if lower[name] >= 0 and not np.isfinite(upper[name]))
 
 
-def build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters):
+def build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters, errors: str | None = None):
     lower, upper = resolve_bounds(law, bounds)
     for name, value in fixed.items():
         if not lower[name] <= value <= upper[name]:
@@ -381,5 +416,6 @@ def build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters)
     free = [name for name in law.parameters if name not in fixed]
     variables = {name: table[name].to_numpy(float) for name in law.variables}
     return Problem(law, variables, table[law.response].to_numpy(float), loss, delta, space, free,
-                    fixed, log_names & set(free), lower, upper)
+                   fixed, log_names & set(free), lower, upper,
+                   errors=table[errors].to_numpy(float) if errors else None)
 

@@ -54,7 +54,7 @@ def test_json_output_has_the_documented_keys_and_registry_names(capsys, unified_
     assert saved.params == payload["params"] and len(saved.bootstrap["samples"]["k"]) == saved.bootstrap["n_converged"]
     status, out, err = run(capsys, "predict", "--law", "ouyang_unified", "--params", out_path,
                            "--N", "1e9", "--D", "1e11", "--P", "3")
-    assert status == 0 and float(out) == pytest.approx(saved.predict(N=1e9, D=1e11, P=3), rel=1e-5)
+    assert status == 0 and float(out.split("=")[1].split()[0]) == pytest.approx(saved.predict(N=1e9, D=1e11, P=3), rel=1e-5)
 
 
 @pytest.mark.parametrize("law_name", ["chinchilla", "kumar_ptq"])
