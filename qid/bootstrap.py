@@ -1,34 +1,51 @@
-"""Bootstrap intervals of a fitted law's parameters: refit resampled data from the full-data optimum."""
+"""Bootstrap intervals of a fitted law's parameters: refit resampled data from the full-data optimum.
+
+Rows measured on the same training run share that run's quirks (its seed, its data order), so they are not
+independent draws: resampling rows as if they were gives intervals that are too narrow. With `clusters`
+(a label per row, e.g. the training run), each replicate draws whole clusters with replacement and keeps every
+row of each drawn cluster. Without, rows are resampled one by one (for data that really are independent).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from qid.fitproblem import Problem
 
 
-def bootstrap_points(problem: Problem, theta: np.ndarray, table: pd.DataFrame, replicates: int, seed: int,
-               confidence: float, max_iterations: int | None):
-    """Resample the points with replacement `replicates` times (generator seeded by `seed`), refit each
-    from the full-data optimum, and return ({samples, stderr, ...}, percentile intervals)."""
+def resample_rows(rng: np.random.Generator, n_rows: int, clusters: np.ndarray | None) -> np.ndarray:
+    """Row indices of one bootstrap replicate: rows drawn with replacement, or whole clusters with replacement."""
+    if clusters is None:
+        return rng.integers(0, n_rows, size=n_rows)
+    labels, codes = np.unique(np.asarray(clusters), return_inverse=True)
+    members = [np.flatnonzero(codes == code) for code in range(len(labels))]
+    drawn = rng.integers(0, len(labels), size=len(labels))
+    return np.concatenate([members[code] for code in drawn])
+
+
+def bootstrap_points(problem: Problem, theta: np.ndarray, replicates: int, seed: int, confidence: float,
+                     max_iterations: int | None, clusters: np.ndarray | None = None, refit=None):
+    """Resample `replicates` times (generator seeded by `seed`; by cluster when `clusters` is given), refit each
+    replicate from the full-data optimum, and return ({samples, stderr, ...}, percentile intervals).
+
+    `refit(problem, theta)` (optional) replaces the default refit (one tight L-BFGS-B run), e.g. the
+    extra-scatter fit, which re-estimates its scatter in every replicate; it returns θ or None on failure.
+    """
     rng = np.random.default_rng(seed)
-    n = len(table)
+    n = len(problem.response)
     samples, failed = [], 0
-    variables = problem.variables
-    response = problem.response
     for _ in range(replicates):
-        index = rng.integers(0, n, size=n)
-        problem.variables = {name: values[index] for name, values in variables.items()}
-        problem.response = response[index]
-        problem.log_response = np.log(problem.response) if problem.space == "log" else None
-        run = problem.local_fit(theta, max_iterations, tight=True)
-        if run.success and np.isfinite(run.fun):
-            samples.append(problem.natural(run.x))
+        index = resample_rows(rng, n, clusters)
+        replicate = problem.subset(index)
+        if refit is not None:
+            found = refit(replicate, theta)
         else:
+            run = replicate.local_fit(theta, max_iterations, tight=True)
+            found = run.x if run.success and np.isfinite(run.fun) else None
+        if found is None:
             failed += 1
-    problem.variables, problem.response = variables, response
-    problem.log_response = np.log(response) if problem.space == "log" else None
+        else:
+            samples.append(replicate.natural(found))
     samples = np.array(samples).reshape(-1, len(problem.free))
     tail = 100 * (1 - confidence) / 2
     intervals = {name: None for name in problem.law.parameters}
@@ -38,12 +55,13 @@ def bootstrap_points(problem: Problem, theta: np.ndarray, table: pd.DataFrame, r
             low, high = np.percentile(samples[:, j], [tail, 100 - tail])
             intervals[name] = [float(low), float(high)]
             stderr[name] = float(np.std(samples[:, j], ddof=1))
+    n_clusters = None if clusters is None else int(len(np.unique(np.asarray(clusters))))
+    unit = "points" if clusters is None else f"clusters ({n_clusters}: every row of a drawn cluster kept)"
     summary = {
         "n": replicates, "n_converged": len(samples), "n_failed": failed, "seed": seed,
-        "method": "resample points with replacement; L-BFGS-B (tight tolerances) restarted from the full-data optimum; "
-                  "percentile intervals",
+        "resampled": "points" if clusters is None else "clusters", "n_clusters": n_clusters,
+        "method": f"resample {unit} with replacement; refit from the full-data optimum; percentile intervals",
         "stderr": stderr,
         "samples": {name: samples[:, j].tolist() for j, name in enumerate(problem.free)},
     }
     return summary, intervals
-

@@ -1,6 +1,7 @@
 """Fitting laws to data: the public API in one place (a façade over the modules that do the work).
 
 - `qid.fitproblem`: the problem (data checks, bounds, residuals, objective, known per-row errors);
+- `qid.starts`: start grids and lmfit Parameters built from a law;
 - `qid.optimize`: `fit_law` (multi-start L-BFGS-B search, lmfit polish, standard errors, hold-outs);
 - `qid.bootstrap`: bootstrap intervals (by point, or by cluster: training run, size);
 - `qid.fitio`: `FitResult`, saved as JSON atomically and read back by `load_fit`;
@@ -37,17 +38,11 @@ from qid.fitproblem import (
     register_gradient,
     resolve_bounds,
 )
-from qid.optimize import (
-    START_GRIDS,
-    extrapolation_error,
-    fit_law,
-    make_parameters,
-    single_threaded_blas,
-    start_grid,
-)
+from qid.optimize import extrapolation_error, fit_law, single_threaded_blas
 from qid.paths import SHARED_REFERENCE_DIR
 from qid.provenance import file_sha256
 from qid.recovery import coverage_experiment, synthetic_table
+from qid.starts import START_GRIDS, make_parameters, start_grid, starting_points
 
 _build_problem = build_problem  # the name tests and notebooks used before the split
 
@@ -57,5 +52,5 @@ __all__ = [
     "SHARED_REFERENCE_DIR", "SPACES", "START_GRIDS", "FitError", "FitResult", "Problem", "build_problem",
     "coverage_experiment", "default_log_parameters", "extrapolation_error", "file_sha256", "fit_law", "huber",
     "jsonable", "load_epoch_chinchilla", "load_fit", "make_parameters", "objective_description", "objective_value",
-    "prepare_data", "register_gradient", "resolve_bounds", "single_threaded_blas", "start_grid", "synthetic_table",
+    "prepare_data", "register_gradient", "resolve_bounds", "single_threaded_blas", "start_grid", "starting_points", "synthetic_table",
 ]

@@ -47,6 +47,11 @@ class FitResult:
     intervals: dict[str, list[float]] | None = None
     bootstrap: dict | None = None
     extrapolation: dict | None = None
+    aicc: float = math.nan  # AIC with the small-sample correction 2k(k+1)/(n-k-1)
+    log_likelihood: float | None = None  # Gaussian, with the known per-row variances (fits with errors only)
+    extra_scatter: float | None = None  # fitted relative scatter beyond the known errors (None: not fitted)
+    identified: bool = True  # False: some parameter is not determined by these data (see `identification`)
+    identification: list = field(default_factory=list)  # why not identified, one sentence each
     provenance: dict = field(default_factory=dict)
     # Not saved: lmfit's result of the polish (for fit_report), the residuals and the fitted table.
     lmfit_result: lmfit.minimizer.MinimizerResult | None = field(default=None, repr=False, compare=False)
@@ -112,6 +117,11 @@ class FitResult:
             "rss": self.rss,
             "aic": self.aic,
             "bic": self.bic,
+            "aicc": self.aicc,
+            "log_likelihood": self.log_likelihood,
+            "extra_scatter": self.extra_scatter,
+            "identified": self.identified,
+            "identification": self.identification,
             "fixed": self.fixed,
             "bounds": self.bounds,
             "options": self.options,
@@ -159,6 +169,7 @@ class FitResult:
         defaults = {"stderr": {}, "stderr_note": "", "objective": math.nan, "objective_name": "", "n_points": 0,
                     "n_free": 0, "converged": False, "message": "", "rss": math.nan, "aic": math.nan, "bic": math.nan,
                     "fixed": {}, "bounds": {}, "options": {}, "starts": {}, "data": {}, "provenance": {},
+                    "aicc": math.nan, "identified": True, "identification": [],
                     "confidence": DEFAULT_CONFIDENCE}
         for key, default in defaults.items():
             if values.get(key) is None:

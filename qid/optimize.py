@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import math
 import time
 
@@ -47,20 +46,28 @@ from qid.fitproblem import (
     DEFAULT_DELTA,
     DISTINCT_TOLERANCE,
     LOSSES,
-    MAX_GRID_STARTS,
     POLISH_TOLERANCE,
     REFINED_STARTS,
     SPACES,
     FitError,
     Problem,
     build_problem,
-    default_log_parameters,
     objective_description,
     prepare_data,
     resolve_bounds,
 )
+from qid.curvefit import curve_grid, curve_problem
+from qid.curvelaws import is_curve_law
 from qid.laws import Law, get_law
+from qid.likelihood import (
+    fit_extra_scatter,
+    identification_problems,
+    information_criteria,
+    negative_log_likelihood,
+    refit_at_fixed_scatter,
+)
 from qid.provenance import git_commit, package_versions, utc_now
+from qid.starts import make_parameters, starting_points
 
 # --- BLAS threads ------------------------------------------------------------------------------------------
 # scipy's L-BFGS-B calls BLAS on vectors of a few numbers; a multi-threaded OpenBLAS then spends far more time
@@ -73,112 +80,6 @@ def single_threaded_blas():
     """Run the enclosed code with one BLAS thread, restoring the previous setting afterwards."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
-
-
-# --- start grids (data) -----------------------------------------------------------------------------------
-# In natural units; a parameter searched as a logarithm gets an exponential grid. Chinchilla's is the grid of
-# Hoffmann et al. (2022): a, b ∈ {0, 5, ..., 25}, e ∈ {-1, -0.5, ..., 1}, α, β ∈ {0, 0.5, ..., 2}.
-
-START_GRIDS: dict[str, dict[str, np.ndarray]] = {
-    "chinchilla": {
-        "A": np.exp(np.arange(0.0, 26.0, 5.0)),
-        "B": np.exp(np.arange(0.0, 26.0, 5.0)),
-        "E": np.exp(np.arange(-1.0, 1.01, 0.5)),
-        "alpha": np.arange(0.0, 2.01, 0.5),
-        "beta": np.arange(0.0, 2.01, 0.5),
-    },
-    "ouyang_unified": {
-        "k": np.exp(np.arange(-15.0, 5.1, 5.0)),
-        "alpha": np.arange(0.0, 2.01, 0.5),
-        "beta": np.arange(0.0, 2.01, 0.5),
-        "gamma": np.arange(0.0, 10.01, 2.5),
-    },
-    "ouyang_per_bit": {
-        "k": np.exp(np.arange(-15.0, 5.1, 5.0)),
-        "alpha": np.arange(0.0, 2.01, 0.5),
-        "beta": np.arange(0.0, 2.01, 0.5),
-    },
-    "ouyang_separate_D": {"k": np.exp(np.arange(-20.0, 5.1, 5.0)), "beta": np.arange(0.0, 2.01, 0.5)},
-    "ouyang_separate_N": {"k": np.exp(np.arange(-5.0, 20.1, 5.0)), "alpha": np.arange(0.0, 2.01, 0.5)},
-    "ouyang_separate_P": {"k": np.exp(np.arange(-5.0, 20.1, 5.0)), "gamma": np.arange(0.0, 10.01, 2.5)},
-    "kumar_ptq": {
-        "C_T": np.exp(np.arange(-10.0, 5.1, 5.0)),
-        "gamma_D": np.arange(0.0, 2.01, 0.5),
-        "gamma_N": np.arange(0.0, 2.01, 0.5),
-        "gamma_post": np.array([0.25, 0.5, 1.0, 2.0, 4.0]),
-    },
-    "pythia_loss16": {
-        "N_c": np.exp(np.arange(20.0, 50.1, 10.0)),
-        "D_c": np.exp(np.arange(15.0, 30.1, 5.0)),
-        "alpha_N": np.array([0.02, 0.05, 0.1, 0.2]),
-        "alpha_D": np.array([0.1, 0.2, 0.4, 0.8]),
-    },
-}
-
-# Default grid for a law without one (e.g. a reader's own): five values per parameter.
-_DEFAULT_LOG_GRID = np.arange(-10.0, 10.1, 5.0)  # logarithm of a positive scale parameter
-_DEFAULT_UNBOUNDED_GRID = np.arange(-2.0, 2.01, 1.0)  # a parameter unbounded on both sides
-
-
-def start_grid(law: Law, free: list[str] | None = None, log_names=None, bounds: dict | None = None) -> dict[str, np.ndarray]:
-    """The start grid (natural units) for the free parameters: START_GRIDS[law] when it covers them, else a default."""
-    free = list(law.parameters) if free is None else list(free)
-    log_names = set(default_log_parameters(law, bounds) if log_names is None else log_names)
-    registered = START_GRIDS.get(law.name, {})
-    lower, upper = resolve_bounds(law, bounds)
-    grid = {}
-    for name in free:
-        if name in registered:
-            grid[name] = np.asarray(registered[name], dtype=float)
-        elif name in log_names:
-            grid[name] = np.exp(_DEFAULT_LOG_GRID)
-        elif np.isfinite(lower[name]) and np.isfinite(upper[name]):
-            grid[name] = np.linspace(lower[name], upper[name], 5)
-        elif np.isfinite(lower[name]):
-            grid[name] = lower[name] + np.arange(0.0, 2.01, 0.5)
-        elif np.isfinite(upper[name]):
-            grid[name] = upper[name] - np.arange(0.0, 2.01, 0.5)
-        else:
-            grid[name] = _DEFAULT_UNBOUNDED_GRID.copy()
-    return grid
-
-
-def make_parameters(law: Law, values: dict[str, float] | None = None, fixed: dict | None = None,
-                    bounds: dict | None = None, log_parameters=None) -> lmfit.Parameters:
-    """lmfit Parameters for a law: bounds and fixed values as data; a log-searched parameter `A` becomes a
-    varying `log_A` and `A = exp(log_A)` (so lmfit reports both, with propagated errors)."""
-    fixed = dict(fixed or {})
-    lower, upper = resolve_bounds(law, bounds)
-    log_names = set(default_log_parameters(law, bounds) if log_parameters is None else log_parameters)
-    values = dict(values or {})
-    parameters = lmfit.Parameters()
-    for name in law.parameters:
-        if name in fixed:
-            parameters.add(name, value=float(fixed[name]), vary=False)
-            continue
-        value = values.get(name)
-        if name in log_names:
-            if f"log_{name}" in law.parameters:
-                raise ValueError(f"law {law.name}: cannot search {name} in logs, log_{name} is already a parameter")
-            low = math.log(lower[name]) if lower[name] > 0 else -np.inf
-            high = math.log(upper[name]) if np.isfinite(upper[name]) else np.inf
-            log_value = math.log(value) if value is not None and value > 0 else 0.0
-            parameters.add(f"log_{name}", value=log_value, min=low, max=high)
-            parameters.add(name, expr=f"exp(log_{name})")
-        else:
-            start = value if value is not None else _finite_midpoint(lower[name], upper[name])
-            parameters.add(name, value=float(start), min=lower[name], max=upper[name])
-    return parameters
-
-
-def _finite_midpoint(low: float, high: float) -> float:
-    if np.isfinite(low) and np.isfinite(high):
-        return 0.5 * (low + high)
-    if np.isfinite(low):
-        return low + 1.0
-    if np.isfinite(high):
-        return high - 1.0
-    return 0.0
 
 
 def _validate_options(loss, delta, space, starts, bootstrap, confidence, screen):
@@ -197,41 +98,6 @@ def _validate_options(loss, delta, space, starts, bootstrap, confidence, screen)
         raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
     if screen is not None and not (isinstance(screen, (int, np.integer)) and screen >= 1):
         raise ValueError(f"screen must be a positive number of starts, got {screen!r}")
-
-
-def _starting_points(problem: Problem, starts, grid, seed) -> np.ndarray:
-    """Start points in search coordinates: the full grid, `starts` seeded uniform draws in the grid's box, or
-    the given list of {name: value} points (e.g. an earlier fit's parameters)."""
-    if isinstance(starts, (list, tuple)):
-        points = []
-        for point in starts:
-            missing = set(problem.free) - set(point)
-            if missing:
-                raise ValueError(f"a start point lacks {sorted(missing)}")
-            points.append(problem.search(np.array([float(point[name]) for name in problem.free])))
-        return np.array(points)
-    grid_values = start_grid(problem.law, problem.free, {n for n, is_log in zip(problem.free, problem.is_log) if is_log})
-    if grid:
-        unknown = set(grid) - set(problem.free)
-        if unknown:
-            raise ValueError(f"grid given for {sorted(unknown)}, which are not free parameters of {problem.law.name}")
-        grid_values.update({name: np.atleast_1d(np.asarray(values, dtype=float)) for name, values in grid.items()})
-    axes = []
-    for name, is_log in zip(problem.free, problem.is_log):
-        values = np.asarray(grid_values[name], dtype=float)
-        if is_log and np.any(values <= 0):
-            raise ValueError(f"grid of {name} must be > 0: it is searched in logs")
-        axes.append(np.log(values) if is_log else values)
-    axes = [np.clip(axis, low, high) for axis, (low, high) in zip(axes, problem.bounds)]
-    if starts == "grid":
-        size = math.prod(len(axis) for axis in axes)
-        if size > MAX_GRID_STARTS:
-            raise ValueError(f"the start grid has {size} points (> {MAX_GRID_STARTS}); use random starts (starts=N) instead")
-        return np.array(list(itertools.product(*axes)), dtype=float).reshape(size, len(axes))
-    rng = np.random.default_rng(seed)
-    low = np.array([axis.min() for axis in axes])
-    high = np.array([axis.max() for axis in axes])
-    return rng.uniform(low, high, size=(int(starts), len(axes)))
 
 
 def _polish(problem: Problem, theta: np.ndarray, max_iterations: int | None, start: np.ndarray | None = None):
@@ -258,7 +124,9 @@ def _polish(problem: Problem, theta: np.ndarray, max_iterations: int | None, sta
             return problem.residual_jacobian(theta_of(pars))[1].T
 
     keywords = {"loss": "linear"} if problem.loss == "least_squares" else {"loss": "huber", "f_scale": problem.delta}
-    minimizer = lmfit.Minimizer(residual, parameters, nan_policy="raise")
+    # With known per-row errors the residuals are already in units of σ: the covariance must not be rescaled
+    # by the reduced chi-square (lmfit's default, right only when the scale of the errors is unknown).
+    minimizer = lmfit.Minimizer(residual, parameters, nan_policy="raise", scale_covar=problem.weights is None)
     max_nfev = max_iterations if max_iterations is not None else None
     try:
         result = minimizer.minimize(method="least_squares", Dfun=jacobian, max_nfev=max_nfev,
@@ -298,7 +166,8 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
             fixed: dict[str, float] | None = None, bounds: dict | None = None, log_parameters=None,
             bootstrap: int = 0, seed: int = 0, confidence: float = DEFAULT_CONFIDENCE,
             holdout: tuple[str, ...] | list[str] = (), holdout_top: int = 1,
-            max_iterations: int | None = None, allow_failure: bool = False, keep_table: bool = True) -> FitResult:
+            max_iterations: int | None = None, allow_failure: bool = False, keep_table: bool = True,
+            errors: str | None = None, extra_scatter: bool = False, clusters: str | None = None) -> FitResult:
     """Fit a registered law (or a `Law`) to a table with columns named after its variables and response.
 
     Options (all keyword):
@@ -312,7 +181,13 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
     bootstrap: replicates resampling the points (seeded by `seed`) for percentile intervals at `confidence`;
     holdout: variables ('N', 'D') whose `holdout_top` largest distinct values are held out and predicted;
     max_iterations: cap on L-BFGS iterations per start and on lmfit's evaluations (None: no cap);
-    keep_table: keep the fitted table on the result (`result.table`; never saved).
+    keep_table: keep the fitted table on the result (`result.table`; never saved);
+    errors: a column of standard errors of the response: residuals are divided by them (the Gaussian
+    likelihood with known variances; in linear space every row, zero and negative responses included, counts);
+    extra_scatter: also fit a relative scatter τ beyond those errors (maximum likelihood; `qid.likelihood`);
+    clusters: a column of cluster labels (e.g. the training run): the bootstrap resamples whole clusters.
+    The result says whether the parameters are identified (`identified`, `identification`); an unidentified
+    fit is returned, not raised: callers decide (the CLI exits non-zero unless told to accept it).
     A fit that fails raises FitError, unless allow_failure=True (then `converged` is False).
     """
     began = time.perf_counter()
@@ -325,11 +200,19 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
     n_free = len(law.parameters) - len(fixed)
     if n_free == 0:
         raise ValueError(f"every parameter of law {law.name} is fixed: nothing to fit")
-    table, description = prepare_data(law, data, space, n_free)
-    problem = build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters)
+    if extra_scatter and not errors:
+        raise ValueError("extra_scatter needs per-row standard errors: give errors=COLUMN")
+    if errors and loss != "least_squares":
+        raise ValueError("per-row errors define a Gaussian likelihood: use loss='least_squares' with errors")
+    if is_curve_law(law):  # a loss-curve law: the curve table becomes one problem over its runs (qid.curvefit)
+        table, description, problem = curve_problem(law, data, loss, delta, space, fixed, bounds, log_parameters)
+        grid = grid or curve_grid(law, table)
+    else:
+        table, description = prepare_data(law, data, space, n_free, errors=errors, keep=(clusters,) if clusters else ())
+        problem = build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters, errors=errors)
 
     # 1. multi-start search
-    thetas = _starting_points(problem, starts, grid, seed)
+    thetas = starting_points(problem, starts, grid, seed)
     screened_values = problem.batch_values(thetas)
     finite = np.isfinite(screened_values)
     order = np.argsort(np.where(finite, screened_values, np.inf), kind="stable")
@@ -352,6 +235,10 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
         run = problem.local_fit(end_points[position], max_iterations, tight=True)
         if np.isfinite(run.fun) and (best is None or run.fun < best.fun):
             best, best_start = run, thetas[order[position]]
+    scatter = None
+    if extra_scatter and best is not None:
+        scattered, scatter = fit_extra_scatter(problem, best.x, max_iterations)
+        best = problem.local_fit(scattered, max_iterations, tight=True)
     search_seconds = time.perf_counter() - began
 
     # 2. polish with lmfit and judge convergence
@@ -370,24 +257,35 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
     residuals = problem.residuals(theta)
     n_points = len(table)
     rss = float(residuals @ residuals) if np.all(np.isfinite(residuals)) else math.nan
-    aic = n_points * math.log(rss / n_points) + 2 * n_free if rss > 0 else math.nan
-    bic = n_points * math.log(rss / n_points) + math.log(n_points) * n_free if rss > 0 else math.nan
+    n_estimated = n_free + (1 if extra_scatter else 0)
+    if errors:  # the Gaussian likelihood with the known (and fitted extra) variances
+        log_likelihood = -negative_log_likelihood(problem, theta)
+        criteria = information_criteria(log_likelihood, n_points, n_estimated)
+    else:  # unknown common variance, profiled out (constants dropped, as is usual for least squares)
+        log_likelihood = None
+        criteria = information_criteria(-0.5 * n_points * math.log(rss / n_points), n_points, n_free) if rss > 0 else {}
+    aic, aicc, bic = (criteria.get(key, math.nan) for key in ("aic", "aicc", "bic"))
     params = problem.params(theta)
     params = {name: params[name] for name in law.parameters}
     stderr, stderr_note = _standard_errors(law, problem, lmfit_result, converged)
     lower, upper = resolve_bounds(law, bounds)
+    covariance_estimated = None if loss == "huber" or lmfit_result is None else bool(lmfit_result.errorbars)
+    identification = identification_problems(problem, theta, lower, upper, covariance_estimated)
 
     result = FitResult(
         law=law.name, params=params, stderr=stderr, stderr_note=stderr_note, objective=final_value,
         objective_name=objective_description(loss, delta, space), n_points=n_points, n_free=n_free,
-        converged=converged, message=str(message), rss=rss, aic=aic, bic=bic, fixed=fixed,
+        converged=converged, message=str(message), rss=rss, aic=aic, bic=bic, aicc=aicc,
+        log_likelihood=log_likelihood, extra_scatter=scatter, identified=not identification,
+        identification=identification, fixed=fixed,
         bounds={name: [_none_if_infinite(lower[name]), _none_if_infinite(upper[name])] for name in law.parameters},
         options={"loss": loss, "delta": delta if loss == "huber" else None, "space": space, "starts": starts,
                  "screen": screen, "seed": seed, "bootstrap": bootstrap, "confidence": confidence,
                  "log_parameters": sorted(n for n, is_log in zip(problem.free, problem.is_log) if is_log),
                  "grid": {name: list(values) for name, values in grid.items()} if grid else None,
                  "holdout": list(holdout), "holdout_top": holdout_top, "max_iterations": max_iterations,
-                 "derivatives": problem.derivative_method},
+                 "derivatives": problem.derivative_method, "errors": errors, "extra_scatter": extra_scatter,
+                 "clusters": clusters},
         starts={"n_grid": len(thetas), "n_run": len(order), "n_success": n_success,
                 "best_start": problem.params(best_start) if best_start is not None else None,
                 "n_reaching_best": int(np.sum(np.asarray(end_values) <= final_value + 1e-6 * abs(final_value) + 1e-24)),
@@ -396,10 +294,16 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
         table=table if keep_table else None,
     )
     if converged and bootstrap:
-        result.bootstrap, result.intervals = bootstrap_points(problem, theta, table, bootstrap, seed, confidence, max_iterations)
+        refit = refit_at_fixed_scatter(scatter, max_iterations) if extra_scatter else None
+        labels = table[clusters].to_numpy() if clusters else None
+        result.bootstrap, result.intervals = bootstrap_points(problem, theta, bootstrap, seed, confidence,
+                                                              max_iterations, clusters=labels, refit=refit)
+        if extra_scatter:
+            result.bootstrap["method"] += f"; extra scatter held at the full-data estimate {scatter:.4g}"
     if converged:
         options = dict(loss=loss, delta=delta, space=space, starts=starts, grid=grid, screen=screen, fixed=fixed,
-                       bounds=bounds, log_parameters=log_parameters, seed=seed, max_iterations=max_iterations)
+                       bounds=bounds, log_parameters=log_parameters, seed=seed, max_iterations=max_iterations,
+                       errors=errors, extra_scatter=extra_scatter)
         result.extrapolation = {variable: extrapolation_error(law, table, variable, top=holdout_top, **options)
                                 for variable in holdout} or None
     result.provenance = {"created": utc_now(), "git_commit": git_commit(), "package_versions": package_versions(),
@@ -431,6 +335,9 @@ def _standard_errors(law: Law, problem: Problem, lmfit_result, converged: bool):
     for name in names:
         parameter = lmfit_result.params[name]
         stderr[name] = None if (not parameter.vary and parameter.expr is None) or parameter.stderr is None else float(parameter.stderr)
+    if problem.weights is not None:
+        return stderr, ("lmfit covariance standard errors from the known per-row errors (linearised at the optimum, "
+                        "not rescaled by the reduced chi-square); fixed parameters have none")
     return stderr, ("lmfit covariance standard errors (linearised at the optimum, scaled by the reduced chi-square); "
                     "fixed parameters have none")
 
@@ -444,7 +351,8 @@ def extrapolation_error(law: Law | str, data, variable: str = "N", top: int = 1,
     if not (isinstance(top, (int, np.integer)) and top >= 1):
         raise ValueError(f"top must be a positive number of distinct values, got {top!r}")
     fit_options = {key: value for key, value in fit_options.items() if key not in ("bootstrap", "holdout", "allow_failure")}
-    table, _ = prepare_data(law, data, fit_options.get("space", "log"))
+    errors = fit_options.get("errors")
+    table, _ = prepare_data(law, data, fit_options.get("space", "log"), errors=errors)
     values = np.sort(table[variable].unique())[::-1]
     distinct = [values[0]]
     for value in values[1:]:
@@ -461,6 +369,7 @@ def extrapolation_error(law: Law | str, data, variable: str = "N", top: int = 1,
     with np.errstate(all="ignore"):
         log_error = np.log(measured) - np.log(predicted)
     relative = predicted / measured - 1
+    standardized = (measured - predicted) / test[errors].to_numpy(float) if errors else None
     return jsonable({
         "variable": variable,
         "held_out_from": float(threshold),
@@ -472,5 +381,6 @@ def extrapolation_error(law: Law | str, data, variable: str = "N", top: int = 1,
         "mean_log_error": float(np.mean(log_error)),
         "max_abs_relative_error": float(np.max(np.abs(relative))),
         "mean_relative_error": float(np.mean(relative)),
+        "rms_standardized_error": float(np.sqrt(np.mean(standardized**2))) if errors else None,
     })
 
