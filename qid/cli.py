@@ -308,6 +308,7 @@ def _add_corpus(subparsers) -> None:
 # --- fit (qid.fit) -------------------------------------------------------------------------------------
 
 EXIT_NOT_CONVERGED = 1  # the fit ran but did not converge (bad inputs exit 2, as every qid command)
+EXIT_UNIDENTIFIED = 3  # the fit converged but the data do not determine its parameters (see --accept-unidentified)
 
 
 def _starts_argument(text: str):
@@ -360,7 +361,20 @@ def _add_fit(subparsers) -> None:
     parser.add_argument("--data", required=True, help="CSV with the law's variables (N, D, P) and its response (qid or loss) as columns")
     parser.add_argument("--loss", choices=LOSSES, default="least_squares", help="objective (default least_squares; huber sums Huber_delta)")
     parser.add_argument("--delta", type=positive_number("--delta"), default=DEFAULT_DELTA, help="Huber threshold, in residual units (default 1e-3)")
-    parser.add_argument("--space", choices=SPACES, default="log", help="residuals log y - log fit (default) or y - fit")
+    parser.add_argument("--space", choices=SPACES, default=None,
+                        help="residuals y - fit (default with --errors: keeps zero and negative QiD) or log y - log fit (default without)")
+    parser.add_argument("--errors", default=None, metavar="COLUMN",
+                        help="column of standard errors of the response; residuals are divided by them (default: qid_se "
+                             "for a QiD law when the table has it; 'none' for an unweighted fit)")
+    parser.add_argument("--extra-scatter", action="store_true",
+                        help="with --errors: also fit a relative scatter beyond the known errors (maximum likelihood)")
+    parser.add_argument("--clusters", default=None, metavar="COLUMN",
+                        help="bootstrap whole clusters (e.g. run: every row of a training run together) instead of rows")
+    parser.add_argument("--method", default=None, help="use only rows of this quantizer (a measured table's method column)")
+    parser.add_argument("--where", default=None, metavar="QUERY",
+                        help="use only rows where this pandas query holds, e.g. \"design == 'cosine' and bits < 8\"")
+    parser.add_argument("--accept-unidentified", action="store_true",
+                        help="exit 0 even when the data do not determine every parameter (the JSON still says so)")
     parser.add_argument("--starts", type=_starts_argument, default="grid", help="'grid' (the law's start grid, default) or N seeded random starts")
     parser.add_argument("--screen", type=_count_argument("--screen", 1), default=None, help="run L-BFGS only from the K starts with the lowest objective")
     parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter fixed (repeatable)")
@@ -377,17 +391,33 @@ def _add_fit(subparsers) -> None:
 
 
 def _run_fit(args) -> int:
-    """Handler of `qid fit`: exit 0 on a converged fit, 1 when it did not converge; input errors raise (exit 2)."""
+    """Handler of `qid fit`: exit 0 on a converged, identified fit; 1 when it did not converge; 3 when its
+    parameters are not identified (unless --accept-unidentified); input errors raise (exit 2)."""
     from qid.fit import FitError, fit_law
+    from qid.fitdata import default_errors, law_table
+    from qid.provenance import file_sha256
+    from qid.tables import load_table
 
     if not 0 < args.confidence < 1:
         raise CliError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    law = law_registry.get_law(args.law)
+    raw = load_table(args.data)
+    raw.attrs.update(source=str(args.data), sha256=file_sha256(args.data))
+    table = law_table(raw, law, method=args.method, where=args.where)
+    # The file itself when it is fitted as it is (its path and hash recorded), else the filtered table.
+    data = args.data if len(table) == len(raw) and list(table.columns) == list(raw.columns) else table
+    errors = default_errors(table, law) if args.errors is None else (None if args.errors == "none" else args.errors)
+    if errors and errors not in table.columns:
+        raise CliError(f"{args.data}: --errors {errors}: no such column")
+    if args.extra_scatter and not errors:
+        raise CliError("--extra-scatter needs per-row errors (--errors COLUMN)")
+    space = args.space or ("linear" if errors else "log")
     try:
         result = fit_law(
-            args.law, args.data, loss=args.loss, delta=args.delta, space=args.space, starts=args.starts,
+            law, data, loss=args.loss, delta=args.delta, space=space, starts=args.starts,
             screen=args.screen, fixed=_parse_fixed(args.fix), bootstrap=args.bootstrap, seed=args.seed,
             confidence=args.confidence, holdout=tuple(dict.fromkeys(args.holdout)), max_iterations=args.max_iterations,
-            keep_table=False,
+            keep_table=False, errors=errors, extra_scatter=args.extra_scatter, clusters=args.clusters,
         )
         failure = None
     except FitError as error:
@@ -410,11 +440,19 @@ def _run_fit(args) -> int:
                     print(f"  {name}: {100 * result.confidence:g}% bootstrap interval [{interval[0]:.6g}, {interval[1]:.6g}]")
         for variable, error in (result.extrapolation or {}).items():
             print(f"  largest {variable} held out ({error['n_test']} points): rms log error {error['rms_log_error']:.4g}")
+        if errors:
+            scatter = f"; extra relative scatter {result.extra_scatter:.4g}" if result.extra_scatter is not None else ""
+            print(f"  errors from column {errors} ({space} residuals / SE){scatter}; AICc {result.aicc:.6g}")
         if args.out:
             print(f"saved to {args.out}")
     if failure:
         print(f"qid fit: {failure}", file=sys.stderr)
         return EXIT_NOT_CONVERGED
+    if not result.identified:
+        for reason in result.identification:
+            print(f"qid fit: not identified: {reason}", file=sys.stderr)
+        if not args.accept_unidentified:
+            return EXIT_UNIDENTIFIED
     return 0
 
 

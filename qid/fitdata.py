@@ -40,7 +40,7 @@ def law_table(table: pd.DataFrame, law: Law, method: str | None = None, where: s
         raise DataError(f"{source}: no rows left after the filters (method={method!r}, where={where!r})")
     missing = [name for name in (*law.variables, law.response) if name not in renamed.columns]
     if missing:
-        raise DataError(f"{source}: law {law.name} needs column(s) {', '.join(missing)} "
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)} for law {law.name} "
                         f"(measured tables may name them {', '.join(f'{a}→{b}' for a, b in LAW_COLUMN_NAMES.items())})")
     result = renamed.reset_index(drop=True)
     result.attrs.update(table.attrs)
