@@ -156,7 +156,8 @@ def placeholder_chapter(source: Path):
 
 
 def prepare_site(root: Path = REPO_ROOT, output_dir: str | Path = DEFAULT_OUTPUT_DIR) -> list[str]:
-    """Make `output_dir` buildable: every chapter not executed yet gets a placeholder; returns their names.
+    """Make `output_dir` buildable: every chapter not executed yet gets a placeholder (returns their names), and
+    the landing page's findings (`findings.md` and its figure) are written from the chapters' glued values.
 
     A chapter counts as executed when `output_dir/NAME.ipynb` exists and is not itself a placeholder; a
     placeholder is rewritten each time, so it always shows the current source.
@@ -173,6 +174,9 @@ def prepare_site(root: Path = REPO_ROOT, output_dir: str | Path = DEFAULT_OUTPUT
             continue
         atomic_write_text(target, nbformat.writes(placeholder_chapter(source)))
         placeholders.append(source.stem)
+    from qid.findings import write_findings  # the landing page's findings, from what the chapters glued
+
+    write_findings(root, output_dir)
     return placeholders
 
 
