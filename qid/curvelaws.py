@@ -24,6 +24,7 @@ from qid.schedules import (
     LUO_SCHEDULES,
     MultiPowerTerms,
     annealing_area,
+    annealing_area_derivative,
     check_schedule,
     forward_area,
     luo_schedule,
@@ -106,9 +107,12 @@ class CurveTerms:
         self.multipower = MultiPowerTerms(self.lr, self.steps) if multipower else None
 
 
-def luo_multipower_with_gradient(terms: CurveTerms, L0, A, alpha, B, C, beta, gamma):
-    """(prediction (n,), {parameter: d prediction/d parameter (n,)}) of `luo_multipower` at a run's measured steps."""
+def luo_multipower_with_gradient(terms: CurveTerms, L0, A, alpha, B, C, beta, gamma, gradient: bool = True):
+    """(prediction (n,), {parameter: d prediction/d parameter (n,)} or None) of `luo_multipower` at a run's
+    measured steps."""
     power = terms.forward ** (-alpha)
+    if not gradient:
+        return L0 + A * power - B * terms.multipower.value(C, beta, gamma), None
     drop, drop_gradient = terms.multipower.value_and_gradient(C, beta, gamma)
     value = L0 + A * power - B * drop
     gradient = {"L0": np.ones_like(value), "A": power, "alpha": -A * power * np.log(terms.forward), "B": -drop,
@@ -116,13 +120,13 @@ def luo_multipower_with_gradient(terms: CurveTerms, L0, A, alpha, B, C, beta, ga
     return value, gradient
 
 
-def tissue_annealing_with_gradient(terms: CurveTerms, L0, A, alpha, C, decay):
-    """(prediction, gradient) of `tissue_annealing` at a run's measured steps (dS2/dλ by the same recursion)."""
-    from qid.schedules import annealing_area_derivative
-
+def tissue_annealing_with_gradient(terms: CurveTerms, L0, A, alpha, C, decay, gradient: bool = True):
+    """(prediction, gradient or None) of `tissue_annealing` at a run's measured steps (dS2/dλ by the same recursion)."""
     power = terms.forward ** (-alpha)
     area = annealing_area(terms.lr, decay)[terms.steps]
     value = L0 + A * power - C * area
+    if not gradient:
+        return value, None
     gradient = {"L0": np.ones_like(value), "A": power, "alpha": -A * power * np.log(terms.forward), "C": -area,
                 "decay": -C * annealing_area_derivative(terms.lr, decay)[terms.steps]}
     return value, gradient

@@ -181,6 +181,7 @@ class MultiPowerTerms:
         self.drop = drops[self.changing]
         with np.errstate(divide="ignore"):
             self.log_rate = np.log(lr[self.changing])
+        self.weighted_log_rate = self.drop * self.log_rate
         self.n_points = len(steps)
         order = np.argsort(steps, kind="stable")
         self.blocks = []
@@ -218,20 +219,22 @@ class MultiPowerTerms:
         return out
 
     def value_and_gradient(self, C: float, beta: float, gamma: float):
-        """(loss drop (n,), d/d(C, β, γ) (3, n))."""
+        """(loss drop (n,), d/d(C, β, γ) (3, n)), in place on one work array per block (memory bound)."""
         rate_power = np.exp(-gamma * self.log_rate)
         value, gradient = np.zeros(self.n_points), np.zeros((3, self.n_points))
         for block in self.blocks:
             rows, columns = block[0], block[1]
-            drop, log_rate = self.drop[:columns], self.log_rate[:columns]
-            x = self._block_area(block) * rate_power[:columns]
-            log_u = np.log1p(C * x)
-            power = np.exp(-beta * log_u)  # u^(−β), u = 1 + C·x
-            slope = power * x / (1.0 + C * x)  # dG/dC / β
-            value[rows] = (1.0 - power) @ drop
-            gradient[0, rows] = beta * (slope @ drop)
-            gradient[1, rows] = (power * log_u) @ drop
-            gradient[2, rows] = -beta * C * (slope @ (drop * log_rate))  # dx/dγ = −x·log η_k
+            drop = self.drop[:columns]
+            scaled = self._block_area(block) * (C * rate_power[:columns])  # w = C·x
+            log_u = np.log1p(scaled)  # log u, u = 1 + C·x
+            np.divide(scaled, 1.0 + scaled, out=scaled)  # C·x/u
+            power = np.exp(-beta * log_u)  # u^(−β)
+            value[rows] = drop.sum() - power @ drop  # Σ drop·G, G = 1 − u^(−β)
+            log_u *= power
+            gradient[1, rows] = log_u @ drop  # d/dβ: u^(−β)·log u
+            power *= scaled  # u^(−β)·C·x/u
+            gradient[0, rows] = beta / C * (power @ drop)  # d/dC: β u^(−β−1) x
+            gradient[2, rows] = -beta * (power @ self.weighted_log_rate[:columns])  # d/dγ: dx/dγ = −x·log η_k
         return value, gradient
 
 
