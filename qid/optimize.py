@@ -207,6 +207,7 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
     if is_curve_law(law):  # a loss-curve law: the curve table becomes one problem over its runs (qid.curvefit)
         table, description, problem = curve_problem(law, data, loss, delta, space, fixed, bounds, log_parameters)
         grid = grid or curve_grid(law, table)
+        clusters = clusters or "run"  # points of one curve share that run's noise: the bootstrap draws whole runs
     else:
         table, description = prepare_data(law, data, space, n_free, errors=errors, keep=(clusters,) if clusters else ())
         problem = build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters, errors=errors)
