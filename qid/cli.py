@@ -149,6 +149,15 @@ def _run_tokens_for_qid(args) -> int:
 # --- measure (qid.sweep) --------------------------------------------------------------------------------
 
 
+RAY_HELP = ("run on a Ray cluster, one task per checkpoint (GPU each when the cluster has GPUs): no ADDRESS starts "
+            "one on this machine; 'auto' joins the cluster started here with `ray start`; HOST:6379 or "
+            "ray://HOST:10001 joins a remote one")
+
+
+def _add_ray_argument(parser) -> None:
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help=RAY_HELP)
+
+
 def _add_measure(subparsers) -> None:
     from qid import quantize
 
@@ -174,6 +183,7 @@ def _add_measure(subparsers) -> None:
     parser.add_argument("--damp", type=float, help="GPTQ dampening, fraction of the mean Hessian diagonal (default 0.01)")
     parser.add_argument("--output", required=True, help="CSV to append rows to (created if missing; finished cells are skipped)")
     parser.add_argument("--shard", help="i/n: run every n-th cell starting at the i-th (1 ≤ i ≤ n)")
+    _add_ray_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_measure)
 
@@ -190,7 +200,7 @@ def _run_measure(args) -> int:
             raise sweep.SweepSpecError("checkpoints: give --checkpoints MODEL [MODEL ...] or --config sweep.yaml")
         spec = sweep.sweep_spec_from_dict({key: value for key, value in options.items() if value is not None})
     shard = sweep.parse_shard(args.shard)
-    summary = sweep.run_sweep(spec, args.output, shard=shard, progress=not args.no_progress)
+    summary = sweep.run_sweep(spec, args.output, shard=shard, progress=not args.no_progress, ray=args.ray)
     skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
     print(f"{args.output}: {summary['written']} row(s) written, {summary['already_done']} already done{skipped} "
           f"(of {summary['cells']} cell(s){'' if shard is None else f' in shard {shard[0]}/{shard[1]}'})")
@@ -218,6 +228,7 @@ def _add_train_suite(subparsers) -> None:
     parser.add_argument("--measure", action="store_true", help="with --workers: also measure QiD and write tables")
     parser.add_argument("--output-dir", default=str(suite.SUITE_DATA_DIR), help="where tables go (default data/suite)")
     parser.add_argument("--list", action="store_true", help="print the planned runs and exit")
+    _add_ray_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_train_suite)
 
@@ -250,6 +261,8 @@ def _run_train_suite(args) -> int:
             print(f"{run.design:9s} {run.name:22s} N-size {run.size:5s} steps {c.steps:6d} tokens {c.steps * c.tokens_per_step:>12,} "
                   f"{c.schedule:8s} lr {c.max_lr:g} checkpoints {list(c.checkpoint_steps) or [c.steps]}")
         return 0
+    if args.workers and args.ray:
+        raise CliError("--workers and --ray: choose one (Ray schedules the runs itself)")
     if args.workers:
         paths = suite.run_pipeline(args.preset, args.workers, args.threads or 1, args.runs_dir, args.designs, args.sizes,
                                    args.device, measure=args.measure, output_dir=args.output_dir,
@@ -258,7 +271,7 @@ def _run_train_suite(args) -> int:
             print(f"{kind}: {path}")
         return 0
     finals = suite.train_suite(args.preset, args.runs_dir, args.designs, args.sizes, args.device,
-                               parse_shard(args.shard), progress=not args.no_progress)
+                               parse_shard(args.shard), progress=not args.no_progress, ray=args.ray)
     print(f"{len(finals)} run(s) complete under {Path(args.runs_dir) / args.preset}")
     return 0
 
@@ -274,6 +287,7 @@ def _add_measure_suite(subparsers) -> None:
     parser.add_argument("--shard", help="i/n: measure every n-th cell starting at the i-th")
     parser.add_argument("--tables", action="store_true", help="only (re)write the data/suite tables from runs/")
     parser.add_argument("--output-dir", default=str(suite.SUITE_DATA_DIR), help="where tables go (default data/suite)")
+    _add_ray_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_measure_suite)
 
@@ -285,7 +299,7 @@ def _run_measure_suite(args) -> int:
     _set_threads(args.threads)
     if not args.tables:
         output = suite.measure_suite(args.preset, runs_dir=args.runs_dir, device=args.device,
-                                     shard=parse_shard(args.shard), progress=not args.no_progress)
+                                     shard=parse_shard(args.shard), progress=not args.no_progress, ray=args.ray)
         print(f"QiD sweep rows: {output}")
         if args.shard:
             return 0
@@ -468,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TASKS_FAILED = 1  # --ray: some checkpoints failed after their retries (named); every other row is saved
 MESSAGE_LIMIT = 300  # characters of an error line: a message quoting a 200 MB value helps no one
 
 
@@ -514,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, DataError, KeyError, ValueError, OSError) as error:
         print(f"qid {args.command}: error: {_error_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeError as error:
+        from qid.distributed import DistributedSweepError  # raised only under --ray
+
+        if not isinstance(error, DistributedSweepError):
+            raise
+        print(f"qid {args.command}: error: {error}", file=sys.stderr)  # names every failed checkpoint: not cut
+        return EXIT_TASKS_FAILED
 
 
 if __name__ == "__main__":

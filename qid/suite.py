@@ -244,8 +244,16 @@ def _cost(size: str) -> float:
 
 def train_suite(preset: "str | SuitePreset" = "cpu", runs_dir: str | Path = DEFAULT_RUNS_DIR, designs=DESIGNS, sizes=None,
                 device: str = "cpu", shard: tuple[int, int] | None = None, progress: bool = True,
-                log=None) -> list[Path]:
-    """Train (or resume) every planned run of one shard; returns the final checkpoint folders."""
+                log=None, ray: str | None = None) -> list[Path]:
+    """Train (or resume) every planned run of one shard; returns the final checkpoint folders.
+
+    `ray` ('local' or a cluster address): every run group is a Ray task instead (`qid.distributed`)."""
+    if ray is not None:
+        from qid import distributed
+
+        if shard is not None:
+            raise ValueError("--shard and --ray: choose one (Ray schedules every run group itself)")
+        return distributed.train_suite_on_ray(preset, runs_dir, designs, sizes, device, address=ray, log=log)
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     spec = get_preset(preset) if isinstance(preset, str) else preset.validate()
     runs = shard_runs(plan_runs(spec, runs_dir, designs, sizes, device), shard)
@@ -349,8 +357,9 @@ def sweep_spec(preset: str = "cpu", checkpoints=None, runs_dir: str | Path = DEF
 
 
 def measure_suite(preset: str = "cpu", output: str | Path | None = None, runs_dir: str | Path = DEFAULT_RUNS_DIR,
-                  device: str = "cpu", shard=None, progress: bool = True) -> Path:
-    """Run the QiD sweep over every checkpoint of a preset into a raw sweep CSV (resumable, shardable)."""
+                  device: str = "cpu", shard=None, progress: bool = True, ray: str | None = None) -> Path:
+    """Run the QiD sweep over every checkpoint of a preset into a raw sweep CSV (resumable, shardable; on a
+    Ray cluster when `ray` is 'local' or an address)."""
     from qid.sweep import run_sweep
 
     output = Path(output) if output else Path(runs_dir) / preset / "qid_sweep.csv"
@@ -369,7 +378,7 @@ def measure_suite(preset: str = "cpu", output: str | Path | None = None, runs_di
         checkpoints = [c for c in checkpoints if c in mine]
         if not checkpoints:
             return output
-    run_sweep(sweep_spec(preset, checkpoints, runs_dir=runs_dir, device=device), output, progress=progress)
+    run_sweep(sweep_spec(preset, checkpoints, runs_dir=runs_dir, device=device), output, progress=progress, ray=ray)
     return output
 
 

@@ -239,12 +239,19 @@ def run_sweep(
     progress: bool = True,
     after_cell=None,
     log=None,
+    ray: str | None = None,
 ) -> dict:
     """Run the pending cells of `spec` (of one shard, if given), appending each finished row to `output`.
 
     after_cell(row) is called after each row is written (tests inject failures there). Returns a summary:
-    cells in the sweep, already done, written now, skipped (with reasons).
+    cells in the sweep, already done, written now, skipped (with reasons). `ray` ('local' or a cluster
+    address) runs each checkpoint's cells as a Ray task instead, into the same table (`qid.distributed`).
     """
+    if ray is not None:
+        from qid import distributed
+
+        return distributed.run_sweep_on_ray(spec, output, address=ray, shard=shard, progress=progress, log=log,
+                                            after_row=after_cell)
     spec = spec.validated()
     log = log or (lambda message: print(message, file=sys.stderr))
     shard = parse_shard(shard)

@@ -189,3 +189,20 @@ def test_the_cli_sends_measure_to_ray(cluster, model_folders, serial, tmp_path):
                  "--batch-size", "16", "--output", str(path), "--no-progress", "--ray"]
     assert cli.main(arguments) == 0
     assert_same_rows(path, serial)
+
+
+def test_the_cli_names_a_checkpoint_that_failed_on_ray(cluster, model_folders, tmp_path, capsys):
+    from qid import cli
+
+    broken = tmp_path / "broken-checkpoint"
+    broken.mkdir()
+    shutil.copy(os.path.join(model_folders[0], "config.json"), broken / "config.json")
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    path = tmp_path / "qid.csv"
+    arguments = ["measure", "--checkpoints", model_folders[0], str(broken), "--methods", "rtn", "--bits", "4",
+                 "--group-size", "-1", "--eval-tokens", "620", "--device", "cpu", "--output", str(path),
+                 "--no-progress", "--ray", "local"]
+    assert cli.main(arguments) == cli.EXIT_TASKS_FAILED
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("qid measure: error: 1 checkpoint(s) failed") and str(broken) in error
+    assert len(sweep.load_results(path)) == 1  # the healthy checkpoint's row is saved
