@@ -109,6 +109,9 @@ def _run_predict(args) -> int:
     from qid import prediction
 
     law = law_registry.get_law(args.law)
+    if not set(law.variables) <= set("NDP"):  # a loss-curve law (qid.curvelaws) needs a whole schedule
+        raise CliError(f"law {law.name} predicts a loss curve from a per-step learning-rate schedule; "
+                       "evaluate it from Python (qid.laws.get_law) or fit it with `qid fit` on a curve table")
     inputs = {name: getattr(args, name) for name in law.variables}
     missing = [f"--{name}" for name, value in inputs.items() if value is None]
     if missing:

@@ -51,7 +51,13 @@ class CurveProblem(Problem):
         self.derivative_method = "analytic"
 
     def subset(self, index: np.ndarray) -> "CurveProblem":
-        copy = super().subset(index)
+        """The same problem on points `index` (repeats allowed): what a bootstrap replicate fits."""
+        copy = object.__new__(CurveProblem)
+        copy.__dict__.update(self.__dict__)
+        copy.response = self.response[index]
+        copy.log_response = None if self.log_response is None else self.log_response[index]
+        copy.errors = None if self.errors is None else self.errors[index]
+        copy.weights = None if self.weights is None else self.weights[index]
         copy.run_of_point = self.run_of_point[index]
         copy.position = self.position[index]
         return copy

@@ -241,3 +241,18 @@ def curve_metrics(measured, predicted) -> dict[str, float]:
     return {"r2": float(1 - residual @ residual / np.sum((measured - measured.mean()) ** 2)),
             "pred_error": float(relative.mean()), "worst_error": float(relative.max()),
             "rmse": float(np.sqrt(np.mean(residual**2)))}
+
+
+def synthetic_curve_table(law, params: dict[str, float], schedules: dict[str, np.ndarray], every: int, first: int,
+                          noise: float, seed: int) -> pd.DataFrame:
+    """A curve table drawn from a curve law: for each named schedule, the loss measured every `every` steps from
+    step `first` on, times exp(noise·ε) with ε ~ N(0, 1) (seeded); every step's lr listed, loss empty elsewhere."""
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0 (standard deviation of the log loss), got {noise}")
+    rng = np.random.default_rng(seed)
+    runs = {}
+    for name, lr in schedules.items():
+        steps = np.arange(first, len(lr), every)
+        truth = np.asarray(law(params, lr=lr, step=steps), dtype=float)
+        runs[name] = {"lr": lr, "steps": steps, "loss": truth * np.exp(noise * rng.standard_normal(len(steps)))}
+    return curve_table(runs)
