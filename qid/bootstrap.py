@@ -24,19 +24,35 @@ def resample_rows(rng: np.random.Generator, n_rows: int, clusters: np.ndarray | 
 
 
 def bootstrap_points(problem: Problem, theta: np.ndarray, replicates: int, seed: int, confidence: float,
-                     max_iterations: int | None, clusters: np.ndarray | None = None, refit=None):
+                     max_iterations: int | None, clusters: np.ndarray | None = None, refit=None,
+                     responses: np.ndarray | None = None):
     """Resample `replicates` times (generator seeded by `seed`; by cluster when `clusters` is given), refit each
     replicate from the full-data optimum, and return ({samples, stderr, ...}, percentile intervals).
 
     `refit(problem, theta)` (optional) replaces the default refit (one tight L-BFGS-B run), e.g. the
     extra-scatter fit, which re-estimates its scatter in every replicate; it returns θ or None on failure.
+    `responses` (optional, shape (replicates, rows)): the response of every row re-measured per replicate
+    (e.g. QiD from resampled eval windows, `qid.errormodel.window_bootstrap_qid`); replicate b fits row
+    values responses[b] on the rows it drew, so window noise and cluster scatter enter together.
+    A replicate in which some variable of the law takes a single value cannot determine the parameters that
+    scale with it; it is counted as failed (`n_unidentified`), not kept.
     """
     rng = np.random.default_rng(seed)
     n = len(problem.response)
-    samples, failed = [], 0
-    for _ in range(replicates):
+    if responses is not None and np.shape(responses) != (replicates, n):
+        raise ValueError(f"responses must have shape ({replicates}, {n}), got {np.shape(responses)}")
+    samples, failed, unidentified = [], 0, 0
+    for b in range(replicates):
         index = resample_rows(rng, n, clusters)
         replicate = problem.subset(index)
+        if responses is not None:
+            replicate.response = np.asarray(responses[b], dtype=float)[index]
+            if replicate.space == "log":
+                with np.errstate(all="ignore"):
+                    replicate.log_response = np.log(replicate.response)
+        if any(len(np.unique(replicate.variables[name])) < 2 for name in ("N", "D", "P") if name in replicate.variables):
+            unidentified += 1
+            continue
         if refit is not None:
             found = refit(replicate, theta)
         else:
@@ -58,7 +74,8 @@ def bootstrap_points(problem: Problem, theta: np.ndarray, replicates: int, seed:
     n_clusters = None if clusters is None else int(len(np.unique(np.asarray(clusters))))
     unit = "points" if clusters is None else f"clusters ({n_clusters}: every row of a drawn cluster kept)"
     summary = {
-        "n": replicates, "n_converged": len(samples), "n_failed": failed, "seed": seed,
+        "n": replicates, "n_converged": len(samples), "n_failed": failed, "n_unidentified": unidentified, "seed": seed,
+        "responses_resampled": responses is not None,
         "resampled": "points" if clusters is None else "clusters", "n_clusters": n_clusters,
         "method": f"resample {unit} with replacement; refit from the full-data optimum; percentile intervals",
         "stderr": stderr,

@@ -167,7 +167,8 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
             bootstrap: int = 0, seed: int = 0, confidence: float = DEFAULT_CONFIDENCE,
             holdout: tuple[str, ...] | list[str] = (), holdout_top: int = 1,
             max_iterations: int | None = None, allow_failure: bool = False, keep_table: bool = True,
-            errors: str | None = None, extra_scatter: bool = False, clusters: str | None = None) -> FitResult:
+            errors: str | None = None, extra_scatter: bool = False, clusters: str | None = None,
+            response_replicates: np.ndarray | None = None) -> FitResult:
     """Fit a registered law (or a `Law`) to a table with columns named after its variables and response.
 
     Options (all keyword):
@@ -185,7 +186,9 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
     errors: a column of standard errors of the response: residuals are divided by them (the Gaussian
     likelihood with known variances; in linear space every row, zero and negative responses included, counts);
     extra_scatter: also fit a relative scatter τ beyond those errors (maximum likelihood; `qid.likelihood`);
-    clusters: a column of cluster labels (e.g. the training run): the bootstrap resamples whole clusters.
+    clusters: a column of cluster labels (e.g. the training run): the bootstrap resamples whole clusters;
+    response_replicates: (bootstrap, rows) re-measured responses, one row of values per bootstrap replicate
+    (e.g. QiD from resampled eval windows) used in place of the measured response in that replicate.
     The result says whether the parameters are identified (`identified`, `identification`); an unidentified
     fit is returned, not raised: callers decide (the CLI exits non-zero unless told to accept it).
     A fit that fails raises FitError, unless allow_failure=True (then `converged` is False).
@@ -298,7 +301,8 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
         refit = refit_at_fixed_scatter(scatter, max_iterations) if extra_scatter else None
         labels = table[clusters].to_numpy() if clusters else None
         result.bootstrap, result.intervals = bootstrap_points(problem, theta, bootstrap, seed, confidence,
-                                                              max_iterations, clusters=labels, refit=refit)
+                                                              max_iterations, clusters=labels, refit=refit,
+                                                              responses=response_replicates)
         if extra_scatter:
             result.bootstrap["method"] += f"; extra scatter held at the full-data estimate {scatter:.4g}"
     if converged:
