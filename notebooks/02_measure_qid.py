@@ -45,7 +45,7 @@
 # %% [markdown]
 # ## Imports
 
-# %%
+# %% tags=["hide-input"]
 import math
 import warnings
 from pathlib import Path
@@ -53,7 +53,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
+from myst_nb import glue
 from tqdm import TqdmWarning
 
 warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the book's kernel: text bars are fine
@@ -61,6 +63,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the 
 from transformers.utils import logging as transformers_logging
 
 from qid import checkpoints, evaluate, quantize, sweep, textsource
+from qid.booktables import show_long_table, styled
 from qid.chapter_params import apply_chapter_parameters
 from qid.plots import bit_color, subplots
 from qid.train import train_small_model
@@ -121,7 +124,7 @@ pd.DataFrame([{"checkpoint": Path(info.checkpoint).name, "family": info.family, 
 # output head (`lm_head`) stay in 16 bits, as in GPTQ practice. At this size the vocabulary layers hold most of
 # the parameters, which is one reason QiD of tiny models is small.
 
-# %%
+# %% tags=["hide-input"]
 linears = quantize.quantizable_linears(model)
 quantized_weights = sum(module.weight.numel() for module in linears.values())
 pd.DataFrame([{"layer": name, "shape": tuple(module.weight.shape)} for name, module in linears.items()])
@@ -156,7 +159,7 @@ display(Markdown(
 # differ from each other, and pairing cancels that: below, the 16-bit model and the lowest-bit model of the first
 # method on each window.
 
-# %% tags=["hide-input"]
+# %%
 eval_window = min(info.context_length or 2048, 2048)
 windows = evaluate.evaluation_windows(textsource.token_stream(EVAL_SOURCE, tokenizer), eval_window, EVAL_TOKENS, SEED)
 calibration = textsource.sample_calibration(textsource.token_stream(CALIBRATION_SOURCE, tokenizer, role="calibration"),
@@ -170,20 +173,29 @@ quantize.restore_weights(model, snapshot)
 example = evaluate.paired_qid(losses_16, losses_q, tokens_per_window=eval_window - 1)
 unpaired_se = math.sqrt(float(losses_16.var()) / len(losses_16) + float(losses_q.var()) / len(losses_q))
 
-fig, (left, right) = subplots(1, 2, figsize=(9, 3.6))
-left.scatter(losses_16, losses_q, s=8, alpha=0.6)
+# %% tags=["hide-input"]
+fig, ax = subplots(figsize=(6.5, 4.2))
+ax.scatter(losses_16, losses_q, s=10, alpha=0.6)
 limits = [float(min(losses_16.min(), losses_q.min())), float(max(losses_16.max(), losses_q.max()))]
-left.plot(limits, limits, color="0.5", lw=1)
-left.set_xlabel("16-bit loss of a window (nats/token)")
-left.set_ylabel(f"{example_method} {example_bits}-bit loss (nats/token)")
-right.hist((losses_q - losses_16).numpy(), bins=30, color=bit_color(example_bits))
-right.axvline(example.qid, color="k", lw=1)
-right.set_xlabel("per-window difference (nats/token)")
-right.set_ylabel("windows")
+ax.plot(limits, limits, color="0.5", lw=1)
+ax.set_xlabel("16-bit loss of a window (nats/token)")
+ax.set_ylabel(f"{example_method} {example_bits}-bit loss (nats/token)")
+plt.show()
 
 # %% [markdown]
-# *Left: each dot is one evaluation window, scored by the 16-bit model (x) and the quantized model (y); the
-# line is equality. Right: the per-window differences; the vertical line is their mean, the QiD.*
+# *Each dot is one evaluation window, scored by the 16-bit model (x) and the quantized model (y); the grey line
+# is equality. The windows spread along the line far more than they stray from it.*
+
+# %% tags=["hide-input"]
+fig, ax = subplots(figsize=(6.5, 3.6))
+ax.hist((losses_q - losses_16).numpy(), bins=30, color=bit_color(example_bits))
+ax.axvline(example.qid, color="k", lw=1)
+ax.set_xlabel("per-window loss difference, quantized − 16-bit (nats/token)")
+ax.set_ylabel("windows (count)")
+plt.show()
+
+# %% [markdown]
+# *The per-window differences; the vertical line is their mean, the QiD.*
 
 # %% tags=["hide-input"]
 display(Markdown(
@@ -191,6 +203,7 @@ display(Markdown(
     f"QiD = {example.qid:.4f} ± {example.qid_se:.4f} nats (paired SE). Treating the two losses as independent "
     f"samples would give an SE of {unpaired_se:.4f}, {unpaired_se / example.qid_se:.0f}× larger."
 ))
+glue("measure_paired_se_gain", float(unpaired_se / example.qid_se), display=False)
 
 # %% [markdown]
 # ## The sweep
@@ -212,7 +225,7 @@ summary = sweep.run_sweep(spec, OUTPUT_CSV, progress=False, log=lambda message: 
 results = sweep.results_for(spec, OUTPUT_CSV)
 display(Markdown(f"{summary['written']} cell(s) measured now, {summary['already_done']} found already in `{OUTPUT_CSV}`"
                  + (f", {len(summary['skipped'])} skipped ({summary['skipped'][0][1]})" if summary["skipped"] else "") + "."))
-columns = ["method", "bits", "group_size", "loss_16", "loss_q", "qid", "qid_se", "eval_tokens", "calib_samples", "seconds"]
+columns = ["method", "bits", "qid", "qid_se", "loss_16", "loss_q", "seconds"]
 results.sort_values(["method", "bits"])[columns].style.format(
     {"loss_16": "{:.4f}", "loss_q": "{:.4f}", "qid": "{:.5f}", "qid_se": "{:.5f}", "seconds": "{:.1f}"}).hide(axis="index")
 
@@ -238,6 +251,7 @@ ax.set_xticks(list(bit_positions.values()), [str(b) for b in bit_positions])
 ax.set_xlabel("weight bits")
 ax.set_ylabel("QiD (nats/token)")
 ax.legend(title="method")
+plt.show()
 
 # %% [markdown]
 # *QiD of each method at each bit width, with ±1 standard error from the per-window differences. The y axis is
@@ -296,7 +310,10 @@ for name, label in (("measure_throughput.csv", "CPU"), ("measure_throughput_cuda
         table = pd.read_csv(path)
         display(Markdown(f"**Evaluation throughput and GPTQ cost, {label}** (`{path}`; {table['machine'].iloc[0]}, "
                          f"{table['date'].iloc[0][:10]}; GPTQ at 4 bits, groups of 128):"))
-        display(table[[column for column in throughput_columns if column in table.columns]])
+        summary = table[[column for column in ("model", "device", "N", "tokens_per_second", "gptq_seconds")
+                         if column in table.columns]]
+        show_long_table(styled(summary, "{:,.4g}", hide_index=True),
+                        table[[column for column in throughput_columns if column in table.columns]], path.name)
     else:
         display(Markdown(f"**{label}:** `{path}` does not exist: the {label} benchmark has not been run "
                          + ("(no GPU was available to the sessions that built this book; "
@@ -307,8 +324,9 @@ reference_path = benchmark_dir / "gptq_reference.csv"
 if reference_path.exists():
     reference = pd.read_csv(reference_path)
     agree = int(reference["within_se"].astype(str).str.lower().eq("true").sum())
-    display(reference[["bits", "act_order", "qid_ours", "qid_ours_se", "qid_reference", "qid_reference_se",
-                       "difference", "difference_se", "within_se"]])
+    show_long_table(styled(reference[["bits", "act_order", "qid_ours", "qid_reference", "difference", "difference_se",
+                                      "within_se"]], "{:.4g}", hide_index=True),
+                    reference, reference_path.name)
     display(Markdown(f"Our GPTQ and llmcompressor's agree within a standard error in **{agree} of {len(reference)}** "
                      f"settings ({', '.join(sorted(set(reference['reference_versions'].astype(str))))})."))
 else:
@@ -334,6 +352,11 @@ if lowest is not None:
                          f"({row['qid'] / row['qid_se']:.1f} standard errors above zero)." if row["qid_se"] > 0 else
                          f"- {method} at {lowest} bits: QiD = {row['qid']:.4f} nats.")
     rtn, gptq = cell("rtn", lowest), cell("gptq", lowest)
+    glue("measure_lowest_bits", int(lowest), display=False)
+    if rtn is not None and gptq is not None:
+        glue("measure_rtn_qid", float(rtn["qid"]), display=False)
+        glue("measure_gptq_qid", float(gptq["qid"]), display=False)
+        glue("measure_gptq_rtn_ratio", float(gptq["qid"] / rtn["qid"]) if rtn["qid"] > 0 else None, display=False)
     if rtn is not None and gptq is not None and gptq["qid"] > 2 * gptq["qid_se"]:
         lines.append(f"- At {lowest} bits GPTQ's error feedback cuts RTN's QiD by a factor of {rtn['qid'] / gptq['qid']:.1f}.")
 resolved = measured[measured["qid"] > 2 * measured["qid_se"]]

@@ -33,18 +33,22 @@
 # ## Prerequisites
 #
 # - No earlier chapter; no model, no GPU.
-# - For section 3: Epoch AI's extracted points, `chinchilla_svg_extracted_data.csv`, read from the shared
-#   reference folder beside the repository (third-party data, not redistributed here). Where it is absent the
-#   section says so and is skipped.
+# - For section 3: Epoch AI's 245 points extracted from Hoffmann et al.'s Figure 4, published with
+#   {cite:t}`besiroglu2024chinchilla` as `data/svg_extracted_data.csv` in the repository
+#   `github.com/epoch-research/analyzing-chinchilla`. The book does not redistribute this third-party file: it
+#   reads `../shared/reference/chinchilla_svg_extracted_data.csv` beside the repository, or the path given
+#   as `CHINCHILLA_CSV` (`-p CHINCHILLA_CSV path/to/svg_extracted_data.csv`). Where neither exists, section 3
+#   says so and is skipped; sections 1 and 2 need no data.
 
 # %% [markdown]
 # ## Imports
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import numpy as np
 import pandas as pd
+import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -61,6 +65,7 @@ from qid.fit import (
     objective_value,
     synthetic_table,
 )
+from qid.booktables import fit_table, styled
 from qid.chapter_params import apply_chapter_parameters
 from qid.laws import get_law
 from qid.paths import SHARED_REFERENCE_DIR
@@ -115,23 +120,19 @@ truth = dict(unified.parameter_sets["published"].values)
 # %%
 synthetic = synthetic_table(unified, truth, SYNTHETIC_DESIGN, noise=NOISE_SIGMA, seed=SEED)
 recovery = fit_law(unified, synthetic, bootstrap=BOOTSTRAP_SAMPLES, seed=SEED, confidence=CONFIDENCE)
-print(recovery.fit_report())
 
 # %% tags=["hide-input"]
-recovery_table = pd.DataFrame({
-    "truth": truth,
-    "estimate": recovery.params,
-    "lmfit stderr": recovery.stderr,
-    "bootstrap stderr": recovery.bootstrap["stderr"],
-    f"bootstrap {CONFIDENCE:.0%} low": {name: interval[0] for name, interval in recovery.intervals.items()},
-    f"bootstrap {CONFIDENCE:.0%} high": {name: interval[1] for name, interval in recovery.intervals.items()},
-})
-recovery_table["(estimate - truth) / stderr"] = (recovery_table["estimate"] - recovery_table["truth"]) / recovery_table["lmfit stderr"]
-recovery_worst_z = float(recovery_table["(estimate - truth) / stderr"].abs().max())
+recovery_table = fit_table(recovery, published=truth, published_label="truth")
+recovery_table["lmfit stderr"] = pd.Series(recovery.stderr)
+recovery_table["(value − truth) / stderr"] = (recovery_table["value"] - recovery_table["truth"]) / recovery_table["lmfit stderr"]
+recovery_worst_z = float(recovery_table["(value − truth) / stderr"].abs().max())
 glue("recovery_worst_z", recovery_worst_z, display=False)
-recovery_table.style.format("{:.4g}")
+styled(recovery_table.rename(columns={"stderr": "bootstrap stderr"}))
 
 # %% [markdown]
+# *The recovery fit: estimate, bootstrap standard error and 95 % percentile interval (`low`, `high`),
+# the true value, lmfit's covariance standard error, and the miss in units of that standard error.*
+#
 # The estimates land within a few standard errors of the truth, and the two uncertainty estimates agree. One
 # data set proves little, though: the next section repeats the draw many times.
 #
@@ -171,7 +172,7 @@ rates.style.format("{:.1%}")
 # resampling reproduces the scatter of the residuals but not the $n/(n-k)$ correction that the Wald interval
 # carries through the reduced $\chi^2$.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = subplots()
 beta_rows = coverage[coverage["parameter"] == "beta"].sort_values("estimate").reset_index(drop=True)
 for index, row in beta_rows.iterrows():
@@ -181,7 +182,8 @@ for index, row in beta_rows.iterrows():
 ax.axvline(truth["beta"], color="k", lw=1, ls="--", label=f"truth β = {truth['beta']}")
 ax.set_xlabel("β (exponent of training tokens D)")
 ax.set_ylabel("synthetic data set (sorted by estimate)")
-ax.legend(loc="lower right");
+ax.legend(loc="lower right")
+plt.show()
 
 # %% [markdown]
 # Each line is one data set's bootstrap interval for $\beta$, red where it misses the true value (dashed line).
@@ -209,8 +211,9 @@ glue("chinchilla_available", chinchilla_available, display=False)
 if not chinchilla_available:
     display(Markdown(
         f"**Skipped:** Epoch AI's extracted points are not on this machine (looked for `{chinchilla_path}`). "
-        "They are third-party data that the book does not redistribute; put the file there and re-run this "
-        "chapter to reproduce the Chinchilla refit."
+        "They are third-party data that the book does not redistribute: download `data/svg_extracted_data.csv` "
+        "from `github.com/epoch-research/analyzing-chinchilla` and pass its path as `CHINCHILLA_CSV` to "
+        "reproduce the Chinchilla refit."
     ))
 
 # %%
@@ -220,7 +223,6 @@ if chinchilla_available:
     started = time.perf_counter()
     chinchilla = fit_law("chinchilla", points, **options, screen=SCREEN_STARTS, bootstrap=0)
     chinchilla_seconds = time.perf_counter() - started
-    print(chinchilla.fit_report())
     display(Markdown(
         f"{len(points)} points; L-BFGS from {chinchilla.starts['n_run']} of the {grid_size} grid starts, "
         f"search and polish in **{chinchilla_seconds:.1f} s** on this machine "
@@ -231,7 +233,7 @@ if chinchilla_available:
     glue("chinchilla_starts_run", int(chinchilla.starts["n_run"]), display=False)
 
 # %% [markdown]
-# lmfit reports no standard errors here on purpose: with $\delta = 10^{-3}$ nearly every residual lies in the
+# lmfit gives no standard errors here, on purpose: with $\delta = 10^{-3}$ nearly every residual lies in the
 # linear part of the Huber function, so the curvature that a covariance estimate needs comes from a handful of
 # points. The bootstrap below replaces it, as in Epoch's analysis.
 
@@ -242,6 +244,9 @@ if chinchilla_available:
     chinchilla_boot = fit_law("chinchilla", points, **{**options, "starts": [chinchilla.params]},
                               bootstrap=BOOTSTRAP_SAMPLES, seed=SEED, confidence=CONFIDENCE)
     bootstrap_seconds = time.perf_counter() - started
+
+# %% tags=["hide-input"]
+if chinchilla_available:
     chinchilla_law = get_law("chinchilla")
     hoffmann_published = chinchilla_law.parameter_sets["published"].values
     epoch_refit = chinchilla_law.parameter_sets["epoch_refit"].values
@@ -255,39 +260,35 @@ if chinchilla_available:
     names = list(chinchilla_law.parameters)
     comparison = pd.DataFrame({
         "this book": {**chinchilla.params, "Huber sum": chinchilla.objective},
-        "Hoffmann's procedure on these points (Epoch)": {**{name: target[name] for name in names}, "Huber sum": target["huber_sum"]},
-        "Epoch's published refit": {**epoch_refit, "Huber sum": huber_sum(epoch_refit)},
-        "Hoffmann et al. (published)": {**hoffmann_published, "Huber sum": huber_sum(hoffmann_published)},
+        "Epoch, same procedure": {**{name: target[name] for name in names}, "Huber sum": target["huber_sum"]},
+        "Epoch refit": {**epoch_refit, "Huber sum": huber_sum(epoch_refit)},
+        "Hoffmann et al.": {**hoffmann_published, "Huber sum": huber_sum(hoffmann_published)},
     })
-    comparison["this book / Epoch's procedure - 1"] = comparison["this book"] / comparison["Hoffmann's procedure on these points (Epoch)"] - 1
-    display(comparison.style.format("{:.5g}").format("{:+.3%}", subset=["this book / Epoch's procedure - 1"]))
-    relative = (comparison["this book / Epoch's procedure - 1"]).abs()
+    comparison["difference"] = comparison["this book"] / comparison["Epoch, same procedure"] - 1
+    display(comparison.style.format("{:.5g}").format("{:+.3%}", subset=["difference"]))
+    relative = (comparison["difference"]).abs()
     for name in ("A", "B", "E", "alpha", "beta"):
         glue(f"chinchilla_{name}", float(chinchilla.params[name]), display=False)
         glue(f"chinchilla_{name}_relative_error", float(relative[name]), display=False)
     glue("chinchilla_objective", float(chinchilla.objective), display=False)
 
 # %% [markdown]
-# The last column of the table above compares with Epoch's run of the same procedure; the Huber sums of the
+# *Our fit ("this book"), Hoffmann et al.'s procedure run by Epoch on the same points ("Epoch, same procedure"),
+# Epoch's published refit, and Hoffmann et al.'s published values; "difference" is this book relative to
+# Epoch's run of the same procedure.* The Huber sums of the
 # published parameter sets, evaluated on the same 240 points, show how much worse Hoffmann et al.'s printed
 # fit is on these data (the point of Epoch's paper). $B$ is poorly determined: the objective is flat along it.
 #
 # ### Uncertainty: our bootstrap against Epoch's
 
-# %%
+# %% tags=["hide-input"]
 if chinchilla_available:
-    uncertainty = pd.DataFrame({
-        "estimate": chinchilla_boot.params,
-        "bootstrap stderr (this book)": chinchilla_boot.bootstrap["stderr"],
-        "bootstrap stderr (Epoch)": EPOCH_BOOTSTRAP_STDERR,
-        f"{CONFIDENCE:.0%} low": {name: interval[0] for name, interval in chinchilla_boot.intervals.items()},
-        f"{CONFIDENCE:.0%} high": {name: interval[1] for name, interval in chinchilla_boot.intervals.items()},
-    })
+    uncertainty = fit_table(chinchilla_boot, published=EPOCH_BOOTSTRAP_STDERR, published_label="Epoch stderr")
     display(Markdown(
         f"{chinchilla_boot.bootstrap['n_converged']} of {BOOTSTRAP_SAMPLES} bootstrap replicates converged "
         f"(seed {SEED}; {bootstrap_seconds:.1f} s):"
     ))
-    display(uncertainty.style.format("{:.4g}"))
+    display(styled(uncertainty))
 
 # %% [markdown]
 # ### Residuals and extrapolation
@@ -296,7 +297,7 @@ if chinchilla_available:
 # Then the fit is repeated with the largest model sizes (or token counts) held out, and its prediction for
 # those points compared with their losses.
 
-# %%
+# %% tags=["hide-input"]
 if chinchilla_available:
     fig, ax = subplots()
     residuals = chinchilla.residuals
@@ -308,6 +309,7 @@ if chinchilla_available:
     ax.set_xlabel("model size N (parameters)")
     ax.set_ylabel("residual log L − log L̂ (log nats)")
     fig.colorbar(scatter, ax=ax, label="log10 training tokens D")
+    plt.show()
 
 # %%
 if chinchilla_available:

@@ -252,10 +252,11 @@ def coerce_parameters(chapter: str, values: dict, complete: bool = False) -> dic
     return coerced
 
 
-def apply_chapter_parameters(chapter: str, namespace: dict) -> dict:
+def apply_chapter_parameters(chapter: str, namespace: dict) -> None:
     """The chapter's one-line check: coerce its declared parameters in `namespace` (its globals()) in place.
 
-    Raises ParameterError naming the first parameter that does not fit; returns the coerced values.
+    Raises ParameterError naming the first parameter that does not fit. Returns nothing, so the cell that
+    calls it prints nothing.
     """
     parameters = CHAPTER_PARAMETERS.get(chapter)
     if parameters is None:
@@ -269,7 +270,6 @@ def apply_chapter_parameters(chapter: str, namespace: dict) -> dict:
         if not check(coerced):
             raise ParameterError(f"parameter {name} must be {description}, got {coerced[name]!r}")
     namespace.update(coerced)
-    return coerced
 
 
 def parameter_table(chapter: str) -> list[dict]:
