@@ -25,7 +25,7 @@ chapters: $(STAMP)
 # Build the static site from the executed chapters; warnings are errors. Chapters not executed yet (after
 # `python -m qid.book --only X`) are shown as their source with a note, so the build still succeeds.
 site: $(STAMP)
-	$(BIN)/python -m qid.book --prepare-site
+	$(BIN)/python -m qid.book --prepare-site --root .
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 book: chapters
