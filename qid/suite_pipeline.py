@@ -1,0 +1,93 @@
+"""The whole suite as one resumable command: learning-rate sweep, training, measurement, tables.
+
+`run_pipeline` fans each stage out over `workers` processes (one torch thread each: on 2 cores two
+single-threaded processes train these small models faster than one process with two threads, and a
+thread count that exceeds the free cores makes PyTorch's spinning workers collapse). A stage starts when the
+previous one is finished, because the designs need the sweep's learning rates and the measurement needs every
+checkpoint. Every stage is resumable: finished runs and measured cells are skipped, so rerunning the same
+command after an interruption continues where it stopped. Each stage's wall time is appended to
+`runs/suite/<preset>/stage_times.jsonl`, which the provenance sums over resumptions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from qid import suite
+
+
+def _worker_setup(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def _train_shard(preset, runs_dir, designs, sizes, device, shard, stage) -> int:
+    finals = suite.train_suite(preset, runs_dir, designs, sizes, device, shard=shard, progress=False, stage=stage)
+    return len(finals)
+
+
+def _measure_shard(preset, runs_dir, device, shard) -> str:
+    from qid import suite_measure
+
+    return str(suite_measure.measure_suite(preset, runs_dir=runs_dir, device=device, shard=shard, progress=False))
+
+
+def stage_log_path(preset: str, runs_dir) -> Path:
+    return Path(runs_dir) / preset / "stage_times.jsonl"
+
+
+def _record_stage(preset: str, runs_dir, stage: str, seconds: float, workers: int) -> None:
+    from qid.provenance import utc_now
+
+    path = stage_log_path(preset, runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps({"stage": stage, "wall_s": round(seconds, 1), "workers": workers,
+                                 "finished_utc": utc_now()}) + "\n")
+
+
+def stage_times(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> dict[str, float]:
+    """Wall seconds per stage, summed over every (resumed) execution."""
+    path = stage_log_path(preset, runs_dir)
+    totals: dict[str, float] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                totals[entry["stage"]] = totals.get(entry["stage"], 0.0) + entry["wall_s"]
+    return totals
+
+
+def run_pipeline(preset: str = "cpu", workers: int = 2, threads: int = 1, runs_dir=suite.DEFAULT_RUNS_DIR,
+                 designs=suite.DESIGNS, sizes=None, device: str = "cpu", stages=("lr_sweep", "main", "measure"),
+                 log=None) -> dict[str, float]:
+    """Run the given stages in order, each over `workers` processes; returns this execution's wall seconds per stage."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    suite.get_preset(preset)
+    seconds = {}
+    context = get_context("spawn")
+    for stage in stages:
+        began = time.perf_counter()
+        log(f"[{preset}] stage {stage}: {workers} worker(s) × {threads} thread(s)")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_setup,
+                                 initargs=(threads,)) as pool:
+            if stage == "measure":
+                futures = [pool.submit(_measure_shard, preset, str(runs_dir), device, (i, workers))
+                           for i in range(1, workers + 1)]
+            else:
+                futures = [pool.submit(_train_shard, preset, str(runs_dir), tuple(designs), sizes, device,
+                                       (i, workers), stage) for i in range(1, workers + 1)]
+            for future in futures:
+                future.result()  # re-raises a worker's error here
+        seconds[stage] = time.perf_counter() - began
+        _record_stage(preset, runs_dir, stage, seconds[stage], workers)
+        log(f"[{preset}] stage {stage}: done in {seconds[stage]:.0f} s")
+    return seconds
