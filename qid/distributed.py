@@ -262,9 +262,13 @@ def run_sweep_on_ray(spec, output, address: str | None = None, shard=None, progr
 
 
 # ------------------------------------------------------------------------------------------ suite training
-def train_run_group(preset, runs_dir, runs, progress: bool = False) -> list[str]:
+def train_run_group(preset, runs_dir, runs, threads: int = 1, progress: bool = False) -> list[str]:
     """Ray task: train one group's runs in order (a WSD branch starts from its constant run's checkpoint)."""
+    import torch
+
     from qid import train as training
+
+    torch.set_num_threads(threads)  # one per CPU the task holds (Ray's workers would otherwise guess)
 
     finals = []
     for run in runs:
@@ -275,12 +279,13 @@ def train_run_group(preset, runs_dir, runs, progress: bool = False) -> list[str]
 
 
 def train_suite_on_ray(preset="cpu", runs_dir=None, designs=None, sizes=None, device: str = "cpu",
-                       address: str | None = None, attempts: int = DEFAULT_ATTEMPTS, cpus_per_task: int = 1,
-                       num_cpus: int | None = None, log=None) -> list[Path]:
+                       address: str | None = None, stage: str = "all", attempts: int = DEFAULT_ATTEMPTS,
+                       cpus_per_task: int = 1, num_cpus: int | None = None, log=None) -> list[Path]:
     """Train every planned run of a preset, one Ray task per group; resumable like `qid.suite.train_suite`.
 
+    stage 'all' runs the learning-rate sweep's groups first, then the designs' (which need its choice).
     `runs_dir` must be on a filesystem every node mounts. A group that still fails after `attempts` tries
-    is named in the error raised once the other groups have finished.
+    is named in the error raised once the other groups of its stage have finished.
     """
     from qid import suite
 
@@ -288,13 +293,24 @@ def train_suite_on_ray(preset="cpu", runs_dir=None, designs=None, sizes=None, de
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     spec = suite.get_preset(preset) if isinstance(preset, str) else preset.validate()
     runs_dir = Path(runs_dir if runs_dir is not None else suite.DEFAULT_RUNS_DIR).resolve()
-    groups: dict[str, list] = {}
-    for run in suite.plan_runs(spec, runs_dir, designs if designs is not None else suite.DESIGNS, sizes, device):
-        groups.setdefault(run.group, []).append(run)
+    designs = designs if designs is not None else suite.DESIGNS
+    if stage not in suite.STAGES:
+        raise ValueError(f"stage {stage!r}: use one of {', '.join(suite.STAGES)}")
     resources = connect(address, num_cpus=num_cpus, log=log)
     remote = ray.remote(train_run_group).options(max_retries=0, **task_resources(device, resources, cpus_per_task))
+    finals = []
+    for name in (("lr_sweep", "main") if stage == "all" else (stage,)):
+        groups: dict[str, list] = {}
+        for run in suite.planned_stage(spec, name, runs_dir, designs, sizes, device):
+            groups.setdefault(run.group, []).append(run)
+        finals.extend(_run_groups(ray, remote, spec, runs_dir, groups, attempts, cpus_per_task, log))
+    return finals
+
+
+def _run_groups(ray, remote, spec, runs_dir, groups: dict, attempts: int, cpus_per_task: int, log) -> list[Path]:
+    """Run every group as a task, retrying failed ones; raise naming those that failed every try."""
     tries = {group: 1 for group in groups}
-    running = {remote.remote(spec, runs_dir, runs): group for group, runs in groups.items()}
+    running = {remote.remote(spec, runs_dir, runs, cpus_per_task): group for group, runs in groups.items()}
     finals, failed = [], []
     try:
         while running:
@@ -308,7 +324,7 @@ def train_suite_on_ray(preset="cpu", runs_dir=None, designs=None, sizes=None, de
                 if retriable and tries[group] < attempts:
                     tries[group] += 1
                     log(f"[{spec.name}] group {group} failed ({reason}); try {tries[group]} of {attempts} resumes it")
-                    running[remote.remote(spec, runs_dir, groups[group])] = group
+                    running[remote.remote(spec, runs_dir, groups[group], cpus_per_task)] = group
                 else:
                     failed.append(f"{group}: {reason}")
     finally:

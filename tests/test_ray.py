@@ -206,3 +206,29 @@ def test_the_cli_names_a_checkpoint_that_failed_on_ray(cluster, model_folders, t
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("qid measure: error: 1 checkpoint(s) failed") and str(broken) in error
     assert len(sweep.load_results(path)) == 1  # the healthy checkpoint's row is saved
+
+
+def test_suite_training_on_ray_gives_the_serial_checkpoints(cluster, tmp_path):
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from qid import suite
+
+    # the tiny preset, shortened: one cosine run per size to D/N 2.5 (two groups, so two tasks)
+    preset = dataclasses.replace(suite.get_preset("tiny"), name="test", ladder=(2.5,),
+                                 max_rung={"13k": 2.5, "25k": 2.5}, cosine_seeds=(0,), eval_sequences=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a one-CPU Ray task
+    try:
+        serial = suite.train_suite(preset, tmp_path / "serial", designs=("cosine",), progress=False, log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    on_ray = suite.train_suite(preset, tmp_path / "ray", designs=("cosine",), log=lambda m: None, ray="local")
+    assert len(serial) == len(on_ray) == 2
+    for folder in serial:
+        twin = tmp_path / "ray" / folder.relative_to(tmp_path / "serial")
+        assert twin in on_ray
+        weights, twin_weights = load_file(folder / "model.safetensors"), load_file(twin / "model.safetensors")
+        assert weights.keys() == twin_weights.keys()
+        assert all(torch.equal(weights[name], twin_weights[name]) for name in weights)
