@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -235,7 +236,16 @@ register_law(
             "published": ParameterSet(
                 {"C_T": 0.0598, "gamma_D": 0.5068, "gamma_N": 0.3439, "gamma_post": 0.5907},
                 source="Kumar et al. 2024, PTQ degradation fit on OLMo-style models (30M-220M, 1.5B-26B tokens)",
-                note="gamma_post's label is garbled in the source; its value is treated as uncertain",
+                note="gamma_post's label is garbled in the source; its value is treated as uncertain. Reading 1 of 2: "
+                     "the fitted offset b = 1.1277 printed next to gamma_post (Appendix K) left out",
+            ),
+            "published_with_offset": ParameterSet(
+                {"C_T": 0.0598 * math.exp(1.1277), "gamma_D": 0.5068, "gamma_N": 0.3439, "gamma_post": 0.5907},
+                source="Kumar et al. 2024, as 'published' with the fitted offset b = 1.1277 (Appendix K) read as a "
+                       "factor e^b on the prefactor: C_T = 0.0598 * e^1.1277",
+                status="derived",
+                note="Reading 2 of 2: the source does not say where b enters; this reading multiplies delta_PTQ by "
+                     "e^b = 3.09. An open choice",
             ),
         },
         bounds={"C_T": (0, None), "gamma_D": (0, 3), "gamma_N": (0, 3), "gamma_post": (1e-3, 50)},
@@ -258,6 +268,10 @@ register_law(
             "epoch_refit": ParameterSet(
                 {"A": 482.01, "B": 2085.43, "E": 1.817, "alpha": 0.3478, "beta": 0.3658},
                 source="Besiroglu et al. 2024 (Epoch AI), refit on 240 points extracted from Hoffmann et al. Figure 4",
+            ),
+            "kumar_base": ParameterSet(
+                {"A": 4.299e3, "B": 1.806e4, "E": 2.7648, "alpha": 0.4965, "beta": 0.4965},
+                source="Kumar et al. 2024, base loss law (alpha = beta tied) on OLMo-style models, Dolma v1.7",
             ),
         },
         bounds={"A": (0, None), "B": (0, None), "E": (0, None), "alpha": (0, 3), "beta": (0, 3)},
