@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import brentq, minimize_scalar
 
 from qid.laws import Law
 
@@ -66,3 +66,77 @@ def tokens_for_rows(law: Law, params_by_bits: dict, table) -> np.ndarray:
             for row in table.itertuples(index=False)
         ]
     )
+
+
+# --- where projections stop making sense ------------------------------------------------------------------
+
+
+def worse_than_uniform_crossing(loss16, qid, vocab_size: int, low: float = 1e6, high: float = 1e20) -> float:
+    """Training tokens past which the quantized model is worse than a uniform guess: the smallest D above the
+    critical data size (where Loss_16 + QiD is lowest) at which loss16(D) + qid(D) exceeds ln V (callables of D).
+
+    Searching from the minimum matters: at small D the *16-bit* law alone exceeds ln V (an untrained model),
+    and a scan from the left would report that instead. Returns math.inf if the sum stays below ln V up to
+    `high`, and 0.0 if even its minimum lies above ln V (worse than uniform at every D)."""
+    bound = uniform_guess_loss(vocab_size)
+    start, lowest = critical_data_size(loss16, qid, low, high)
+    if not math.isfinite(start):
+        return math.inf
+    if lowest > bound:
+        return 0.0
+
+    def gap(log_tokens: float) -> float:
+        tokens = math.exp(log_tokens)
+        return float(loss16(tokens) + qid(tokens) - bound)
+
+    grid = np.logspace(math.log10(start), math.log10(high), 2001)
+    above = np.flatnonzero(np.array([gap(math.log(tokens)) for tokens in grid]) > 0)
+    if len(above) == 0:
+        return math.inf
+    first = max(int(above[0]), 1)
+    return math.exp(brentq(gap, math.log(grid[first - 1]), math.log(grid[first]), xtol=1e-10))
+
+
+def capped_qid(loss16: np.ndarray, qid: np.ndarray, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(QiD capped at ln V − Loss_16, flag where the cap applied): a quantized model cannot usefully be worse than
+    a uniform guess, and a law that says so is past its range. Projections print the cap and the flag."""
+    ceiling = uniform_guess_loss(vocab_size) - np.asarray(loss16, dtype=float)
+    qid = np.asarray(qid, dtype=float)
+    flagged = qid > ceiling
+    return np.where(flagged, ceiling, qid), flagged
+
+
+def critical_data_size(loss16, qid, low: float = 1e6, high: float = 1e20) -> tuple[float, float]:
+    """(D*, loss at D*): the training tokens past which more data makes the quantized model worse, i.e. the
+    minimiser over D of Loss_16(D) + QiD(D) (callables of D). D* = inf where the sum still falls at `high`.
+
+    A bounded search in log D after a grid scan (the sum is smooth; the grid guards against a local dip)."""
+    grid = np.logspace(math.log10(low), math.log10(high), 801)
+    total = np.asarray(loss16(grid), dtype=float) + np.asarray(qid(grid), dtype=float)
+    best = int(np.nanargmin(total))
+    if best == len(grid) - 1:
+        return math.inf, float(total[-1])
+    if best == 0:
+        return float(grid[0]), float(total[0])
+    search = minimize_scalar(lambda log_tokens: float(loss16(math.exp(log_tokens)) + qid(math.exp(log_tokens))),
+                             bounds=(math.log(grid[best - 1]), math.log(grid[best + 1])), method="bounded",
+                             options={"xatol": 1e-8})
+    return math.exp(search.x), float(search.fun)
+
+
+def critical_data_table(models: dict, sizes: dict[str, float], bits, low: float = 1e6, high: float = 1e20):
+    """Critical data size for every model × size × bit width, as a table.
+
+    models: {label: (loss16(N, D), qid(N, D, P))} — e.g. Ouyang's unified law with the Pythia loss law,
+    Kumar's δ_PTQ with his base law, our fits. Columns: model, size, N, bits, D_star, tokens_per_parameter,
+    loss_at_D_star."""
+    import pandas as pd
+
+    rows = []
+    for label, (loss16, qid) in models.items():
+        for size, N in sizes.items():
+            for P in bits:
+                tokens, loss = critical_data_size(lambda D, N=N: loss16(N, D), lambda D, N=N, P=P: qid(N, D, P), low, high)
+                rows.append({"model": label, "size": size, "N": N, "bits": P, "D_star": tokens,
+                             "tokens_per_parameter": tokens / N, "loss_at_D_star": loss})
+    return pd.DataFrame(rows)
