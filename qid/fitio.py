@@ -174,7 +174,13 @@ class FitResult:
         for key, default in defaults.items():
             if values.get(key) is None:
                 values[key] = default
-        values["params"] = {name: float(value) for name, value in content["params"].items()}
+        params = content["params"]
+        if not isinstance(params, dict):
+            raise ValueError(f"'params' must be an object of name: number, got a {type(params).__name__}")
+        not_numbers = [name for name, value in params.items() if isinstance(value, bool) or not isinstance(value, (int, float))]
+        if not_numbers:
+            raise ValueError(f"parameter {str(not_numbers[0])[:40]!r} must be a number, got {str(params[not_numbers[0]])[:40]!r}")
+        values["params"] = {name: float(value) for name, value in params.items()}
         return cls(**values)
 
 

@@ -398,7 +398,7 @@ def read_fit_file(path: str | Path) -> dict:
         content = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such fit file") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(content, dict) or "law" not in content or "params" not in content:
         raise ValueError(f"{path}: not a fit file (needs keys 'law' and 'params')")

@@ -1,0 +1,91 @@
+"""Issue 11, fitting side: `qid fit` and fit files under bad input and faults — one line and exit status 2
+(130 for Ctrl-C), bounded messages and inputs, and a previous --out file intact after a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+
+from qid import atomicio, fit, tables
+from qid.fit import synthetic_table
+from qid.laws import get_law
+from test_robustness import assert_one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def unified_tables(tmp_path_factory):
+    """Two synthetic QiD tables of the unified law (different noise: their fits differ)."""
+    law = get_law("ouyang_unified")
+    design = {"N": [1e8, 1e9, 1e10], "D": [1e9, 1e10, 1e11], "P": [2, 3, 4]}
+    paths = []
+    for seed in (1, 2):
+        path = tmp_path_factory.mktemp("data") / f"qid{seed}.csv"
+        synthetic_table(law, law.parameter_sets["published"].values, design, noise=0.05, seed=seed).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def fit_command(data, *extra):
+    return ("fit", "--law", "ouyang_unified", "--data", data, "--starts", 2, *extra)
+
+
+def test_full_disk_keeps_the_previous_fit_json(capsys, unified_tables, tmp_path, monkeypatch):
+    out = tmp_path / "fit.json"
+    status, _, err = run(capsys, *fit_command(unified_tables[0], "--out", out))
+    assert status == 0, err
+    before = out.read_bytes()
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomicio.os, "fsync", disk_full)
+    status, _, err = run(capsys, *fit_command(unified_tables[1], "--out", out))
+    assert_one_line_error(status, err, "No space left on device")
+    assert out.read_bytes() == before and json.loads(before)["law"] == "ouyang_unified"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.json"]  # no temporary file left behind
+
+
+def test_ctrl_c_during_a_fit_exits_130_saying_nothing_was_written(capsys, unified_tables, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "fit_law", interrupted)
+    out = tmp_path / "fit.json"
+    status, _, err = run(capsys, *fit_command(unified_tables[0], "--out", out))
+    assert status == 130 and "Traceback" not in err and "interrupted" in err and "no output file" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"law": "ouyang_unified", "params": {"k": null, "alpha": 0.3, "beta": 0.2, "gamma": 5}}', ["'k'", "must be a number"]),
+    ('{"law": "ouyang_unified", "params": [1, 2, 3, 4]}', ["'params' must be an object"]),
+    (b"\xff\xfe\x00", ["not valid JSON"]),
+])
+def test_a_malformed_fit_json_is_one_line(capsys, tmp_path, content, words):
+    path = tmp_path / "fit.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    status, _, err = run(capsys, "predict", "--law", "ouyang_unified", "--params", path, "--N", "1e9", "--D", "1e10", "--P", "3")
+    assert_one_line_error(status, err, str(path), *words)
+
+
+def test_a_one_line_data_file_gives_a_short_message(capsys, tmp_path):
+    data = tmp_path / "one_line.csv"
+    data.write_text("x" * 300_000)  # the old message quoted the whole line as the list of columns
+    status, _, err = run(capsys, *fit_command(data))
+    assert_one_line_error(status, err, str(data))
+    assert len(err) < 600
+
+
+def test_a_table_too_large_is_refused_before_reading(tmp_path):
+    data = tmp_path / "huge.csv"
+    with open(data, "wb") as handle:  # sparse: no disk or memory used
+        handle.truncate(tables.MAX_TABLE_BYTES + 1)
+    with pytest.raises(tables.DataError, match="MiB"):
+        tables.load_table(data)
+
+
+def test_a_folder_as_data_is_one_line(capsys, tmp_path):
+    status, _, err = run(capsys, *fit_command(tmp_path))
+    assert_one_line_error(status, err, "is a folder")
