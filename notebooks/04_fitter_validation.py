@@ -23,7 +23,7 @@
 # known:
 #
 # 1. **Recovery.** Data drawn from the unified QiD law of {cite:t}`ouyang2024lowbit` with known parameters and
-#    multiplicative noise is fitted back; we show lmfit's report.
+#    multiplicative noise is fitted back; we compare the estimates and their intervals with the truth.
 # 2. **Coverage.** Over many such data sets, do the 95 % intervals (lmfit's standard errors and a seeded
 #    bootstrap) contain the true parameters about 95 % of the time?
 # 3. **A published fit from published data.** {cite:t}`besiroglu2024chinchilla` extracted the 245 points of
@@ -320,8 +320,12 @@ if chinchilla_available:
     }).T[
         ["held_out_from", "n_train", "n_test", "rms_log_error", "mean_relative_error", "max_abs_relative_error"]
     ]
-    display(extrapolation.style.format({"held_out_from": "{:.3g}", "rms_log_error": "{:.4f}",
-                                        "mean_relative_error": "{:+.2%}", "max_abs_relative_error": "{:.2%}"}))
+    display(extrapolation.rename(columns={
+        "held_out_from": "held out from", "n_train": "train points", "n_test": "test points",
+        "rms_log_error": "RMS log error", "mean_relative_error": "mean rel. error",
+        "max_abs_relative_error": "max |rel. error|"}).style.format({
+            "held out from": "{:.3g}", "RMS log error": "{:.4f}", "mean rel. error": "{:+.2%}",
+            "max |rel. error|": "{:.2%}"}))
     glue("extrapolation_rms_N", float(extrapolation.loc["N", "rms_log_error"]), display=False)
 
 # %% [markdown]

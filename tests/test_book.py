@@ -20,7 +20,7 @@ import nbformat
 import pytest
 import yaml
 
-from qid.book import chapter_sources, load_parameters_file, run_book
+from qid.book import chapter_sources, load_parameters_file, prepare_site, run_book
 from qid.paths import REPO_ROOT
 
 SMALL_PARAMETERS = REPO_ROOT / "tests" / "small_parameters.yaml"
@@ -61,6 +61,7 @@ def executed_book(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_site(executed_book) -> Path:
+    prepare_site(executed_book, "chapters")  # what `make site` does first: placeholders (none here) and findings
     result = subprocess.run(
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(executed_book), "-W", "-n", "--keep-going"],
         capture_output=True, text=True,
@@ -141,15 +142,108 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def rendered_dom(page: Path, user_data_dir: Path) -> str:
-    command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        f"--user-data-dir={user_data_dir}", "--virtual-time-budget=8000", "--dump-dom", page.as_uri(),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                  "--hide-scrollbars", "--window-size=1280,900"]
+MIN_FIGURE_WIDTH_PX = 600  # a chapter figure narrower than this is unreadable at page width
+# Text that means an object's repr or a Python error leaked into a page instead of its content.
+LEAKED_OUTPUT = ("<matplotlib.", "Text(", "<Figure size", "<pandas.io.formats", "<IPython.core.display",
+                 " object at 0x", "Traceback (most recent call last)", "Warning:")
+
+# Injected into a copy of each page: once the page (and MathJax) has settled, measure what a reader sees and
+# write it as JSON into the DOM, which headless Chromium then dumps.
+MEASURE_SCRIPT = r"""
+<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const visible = (el) => el.offsetParent !== null && !el.closest("details:not([open])");
+  const content = document.querySelector("article.bd-article") || document.querySelector("main");
+  const outputs = [...document.querySelectorAll(".cell_output, .output")];
+  const result = {
+    content_width: content ? content.clientWidth : null,
+    tables: [...document.querySelectorAll("table")].filter(visible).map((t) => ({
+      width: Math.round(t.getBoundingClientRect().width),
+      head: (t.innerText || "").slice(0, 60)})),
+    figures: [...document.querySelectorAll("img")].filter((img) => /\.png$/.test(img.getAttribute("src") || ""))
+      .map((img) => ({src: img.getAttribute("src"), natural: img.naturalWidth})),
+    output_text: outputs.map((o) => o.innerText).join(" | "),
+    body_text: document.body.innerText,
+    math_typeset: document.querySelectorAll("mjx-container").length,
+    math_present: document.querySelectorAll(".math").length,
+  };
+  const pre = document.createElement("pre");
+  pre.id = "qid-measure";
+  pre.textContent = JSON.stringify(result);
+  document.body.appendChild(pre);
+}, 3000));
+</script>
+"""
+
+
+def measured_page(page: Path, user_data_dir: Path) -> dict:
+    """Load a copy of the page (beside it, so its resources resolve) with the measuring script; its JSON."""
+    import json
+
+    probe = page.with_name(page.stem + ".measure.html")
+    probe.write_text(page.read_text().replace("</body>", MEASURE_SCRIPT + "</body>"))
+    command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "--virtual-time-budget=15000",
+               "--dump-dom", probe.as_uri()]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    probe.unlink()
     assert result.returncode == 0, f"chromium failed on {page.name}: {result.stderr[-2000:]}"
-    return result.stdout
+    found = re.search(r'<pre id="qid-measure">(.*?)</pre>', result.stdout, flags=re.S)
+    assert found, f"{page.name}: the measuring script did not run"
+    import html
+
+    return json.loads(html.unescape(found.group(1)))
+
+
+def screenshot(page: Path, target: Path, user_data_dir: Path) -> None:
+    command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "--virtual-time-budget=8000",
+               f"--screenshot={target}", page.as_uri()]
+    subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+
+def page_problems(name: str, measured: dict, expects_figure: bool) -> list[str]:
+    """Everything a reader should not see on a page, as messages (empty: the page is clean)."""
+    problems = []
+    text, outputs = measured["body_text"], measured["output_text"]
+    if "Traceback (most recent call last)" in text:
+        problems.append(f"{name} shows a traceback")
+    if "$$" in text or "\\(" in text:
+        problems.append(f"{name} shows raw TeX: MathJax did not typeset it")
+    if measured["math_present"] and not measured["math_typeset"]:
+        problems.append(f"{name}: math present but not typeset by MathJax")
+    problems += [f"{name}: an output shows {marker!r}" for marker in LEAKED_OUTPUT if marker in outputs]
+    if expects_figure and not measured["figures"]:
+        problems.append(f"{name} has no figure")
+    problems += [f"{name}: figure {figure['src']} is {figure['natural']} px wide (< {MIN_FIGURE_WIDTH_PX})"
+                 for figure in measured["figures"] if figure["natural"] < MIN_FIGURE_WIDTH_PX]
+    width = measured["content_width"]
+    problems += [f"{name}: table {table['head']!r} is {table['width']} px wide, the content area {width} px"
+                 for table in measured["tables"] if width and table["width"] > width + 2]
+    return problems
+
+
+def test_page_problems_catches_what_a_reader_should_not_see():
+    """The browser test's checks themselves fail on each defect (no browser needed)."""
+    clean = {"body_text": "QiD grows", "output_text": "", "math_present": 0, "math_typeset": 0,
+             "figures": [{"src": "a.png", "natural": 770}], "tables": [{"width": 600, "head": "x"}],
+             "content_width": 700}
+    assert page_problems("page", clean, expects_figure=True) == []
+    defects = [
+        ("traceback", {"body_text": "Traceback (most recent call last)"}),
+        ("raw TeX", {"body_text": "$$ QiD $$"}),
+        ("raw TeX", {"body_text": "\\(N\\)"}),
+        ("'<matplotlib.'", {"output_text": "<matplotlib.legend.Legend at 0x7f>"}),
+        ("'Text('", {"output_text": "Text(0, 0.5, 'windows')"}),
+        ("no figure", {"figures": []}),
+        ("px wide (< 600)", {"figures": [{"src": "a.png", "natural": 400}]}),
+        ("content area", {"tables": [{"width": 900, "head": "wide"}]}),
+        ("not typeset", {"math_present": 3, "math_typeset": 0}),
+    ]
+    for expected, change in defects:
+        problems = page_problems("page", {**clean, **change}, expects_figure=True)
+        assert any(expected in problem for problem in problems), (expected, problems)
 
 
 @pytest.mark.slow
@@ -159,20 +253,21 @@ def test_pages_render_in_a_real_browser(built_site, tmp_path):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    pages = [built_site / "index.html"] + [built_site / "chapters" / f"{name}.html" for name in toc_chapters()]
+    screenshots = built_site.parent / "screenshots"  # the first screen of each page, for a person to look at
+    screenshots.mkdir(exist_ok=True)
+    # index.html only redirects to the landing page, book/intro.html.
+    assert "book/intro.html" in (built_site / "index.html").read_text()
+    pages = [built_site / "book" / "intro.html"] + [built_site / "chapters" / f"{name}.html" for name in toc_chapters()]
+    problems = []
     for page in pages:
-        dom = rendered_dom(page, tmp_path / "chromium-profile")
-        body = re.sub(r"<script.*?</script>|<style.*?</style>", "", dom, flags=re.S)
-        text = re.sub(r"<[^>]+>", " ", body)
-        assert "Traceback (most recent call last)" not in text, f"{page.name} shows a traceback"
-        assert "$$" not in text and "\\(" not in text, f"{page.name} shows raw TeX: MathJax did not typeset it"
-        if 'class="math' in dom:
-            assert "mjx-container" in dom, f"{page.name}: math present but not typeset by MathJax"
-        if page.parent.name == "chapters":
-            assert re.search(r"<img[^>]+src=\"[^\"]+\.png\"", dom), f"{page.name} has no figure"
+        measured = measured_page(page, tmp_path / "chromium-profile")
+        # The landing page carries the exponent overview; every chapter has at least one figure.
+        problems += page_problems(f"{page.parent.name}/{page.name}", measured, expects_figure=True)
+        screenshot(page, screenshots / f"{page.stem}.png", tmp_path / "chromium-profile")
+    assert not problems, "\n".join(problems)
     # The chapter on the published laws is all equations: its math must be typeset, not merely absent.
-    dom = rendered_dom(built_site / "chapters" / "01_published_laws.html", tmp_path / "chromium-profile")
-    assert dom.count("mjx-container") > 10, "01_published_laws: equations were not typeset by MathJax"
+    measured = measured_page(built_site / "chapters" / "01_published_laws.html", tmp_path / "chromium-profile")
+    assert measured["math_typeset"] > 10, "01_published_laws: equations were not typeset by MathJax"
 
 
 def chapter_values(executed_book: Path, name: str) -> dict:
@@ -221,3 +316,38 @@ def test_fits_chapter_fits_the_suite_data(executed_book):
     assert values["unified_beta_low"] > 0
     assert values["unified_beta_low"] <= values["unified_beta"] <= values["unified_beta_high"]
     assert values["scale_gap_N_factor"] > 1000
+
+
+def fresh_copy(destination: Path) -> Path:
+    """What a fresh clone holds: the tracked (and new, not ignored) files of the working tree, nothing built."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+@pytest.mark.slow
+def test_one_chapter_then_make_site_builds_on_a_fresh_copy(tmp_path):
+    """The README's rerun path: `python -m qid.book --only 01_published_laws`, then `make site`."""
+    root = fresh_copy(tmp_path / "clone")
+    fits = sorted((root / "data" / "fits").glob("table1_per_bit_P*.json"))
+    before = {path.name: path.read_bytes() for path in fits}
+    bin_dir = Path(sys.executable).parent
+    run = subprocess.run([sys.executable, "-m", "qid.book", "--root", str(root), "--only", "01_published_laws"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # The same Makefile target a reader runs; the environment is this one (STAMP= skips rebuilding it).
+    site = subprocess.run(["make", "-C", str(root), "site", f"VENV={bin_dir.parent}", "STAMP="],
+                          capture_output=True, text=True)
+    assert site.returncode == 0, f"make site failed:\n{site.stdout[-4000:]}\n{site.stderr[-3000:]}"
+    html = root / "_build" / "html"
+    assert "Not executed in this build" in (html / "chapters" / "02_measure_qid.html").read_text()
+    assert "Not executed in this build" not in (html / "chapters" / "01_published_laws.html").read_text()
+    # The build leaves the checkout clean: the chapter refitted Table 1, and the committed fits did not change.
+    assert {path.name: path.read_bytes() for path in fits} == before, \
+        "data/fits/table1_per_bit_*.json changed: a per-run field leaks into the file, or the committed fits are stale"
+    assert list((root / "chapters" / "fit_provenance").glob("table1_per_bit_P*.json")), "fit provenance not recorded"
