@@ -227,7 +227,7 @@ def test_batch_size_and_threads_are_in_the_key_and_the_row(capsys, model_folder,
         assert status == 0, err
     table = sweep.load_results(output)
     assert sorted(table["batch_size"]) == [4, 16]  # the third run found its cell done
-    assert (table["threads"] == torch.get_num_threads()).all() and (table["calib_seed"] == table["seed"]).all()
+    assert (table["threads"] == torch.get_num_threads()).all()
     assert {"batch_size", "threads", "calib_seed"} <= set(results_table.KEY_COLUMNS)
 
 
