@@ -26,10 +26,11 @@
 #
 # 1. the registered laws and their published parameter sets;
 # 2. Table 1 from the published unified law, and why it does not reproduce the 3- and 4-bit columns;
-# 3. per-bit laws fitted to Table 1 with lmfit, which reproduce every cell;
+# 3. per-bit laws fitted to Table 1 with lmfit, weighted by how precisely each cell is printed, which
+#    reproduce every cell to its rounding;
 # 4. Figure 1: QiD up to $10^{14}$ training tokens from both parameter sets, the region where a quantized
-#    model is worse than guessing uniformly, and the degradation law of {cite:t}`kumar2024precision` at the
-#    same points.
+#    model is worse than guessing uniformly (and the token count where each curve enters it), and the
+#    degradation law of {cite:t}`kumar2024precision` at the same points, in both readings of its offset $b$.
 #
 # ## Prerequisites
 #
@@ -48,11 +49,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
+from qid.analysis import printed_precision_fit
 from qid.checkpoints import gpt_neox_non_embedding_formula
 from qid.fit import fit_law
 from qid.laws import LAWS, get_law
 from qid.plots import bit_color, log_axes, subplots
-from qid.project import tokens_for_rows, uniform_guess_loss, worse_than_uniform
+from qid.project import capped_qid, tokens_for_rows, uniform_guess_loss, worse_than_uniform_crossing
 from qid.reference import load_ouyang_table1
 
 # %% [markdown]
@@ -62,7 +64,7 @@ from qid.reference import load_ouyang_table1
 TABLE1_CSV = "data/reference/ouyang2024_table1.csv"  # path of the paper's Table 1 (columns: see data/README.md)
 FITS_DIR = "data/fits"  # where the per-bit fits are written as JSON
 TOLERANCE = 0.05  # relative error (fraction) within which a reproduced Table 1 cell counts as reproduced
-FIT_SPACE = "log"  # residual space of the per-bit fits: "log" or "linear"
+FIT_SPACE = "log"  # residual space of the unweighted fits that test the reading of N: "log" or "linear"
 PROJECTION_SIZES = [7e9, 7e10, 4.05e11]  # model sizes N for Figure 1 (nominal parameters)
 PROJECTION_BITS = [2, 3, 4]  # weight bit widths for Figure 1
 MAX_TOKENS = 1e14  # right end of Figure 1 (training tokens)
@@ -151,23 +153,34 @@ display(Markdown(
 #
 # If each bit width has its own prefactor and exponents, $\mathrm{QiD}_P = k_P\,D^{\beta_P}/N^{\alpha_P}$, the
 # whole table follows. We fit one such law per bit width to its 16 cells with the book's lmfit-based fitter
-# (least squares on log QiD residuals), and save each fit as JSON.
+# and save each fit as JSON. The only noise in a printed table is its rounding: every token count is printed
+# to four decimals of a trillion, so a cell of 0.0011 T is known to about 3 % and a cell of 9.6 T to
+# 0.0005 %. An unweighted fit of log QiD treats them alike and misses the precise cells by many rounding
+# units; each cell is therefore weighted by its printed precision (the rounding's standard deviation,
+# carried through the law to log QiD; `qid.analysis.printed_precision_fit`).
 
 # %%
-per_bit_fits = {}
+per_bit_fits, rounding_misses = {}, {}
 for bits in (2, 3, 4):
     cells = table1[table1["bits"] == bits]
-    result = fit_law(per_bit, cells, space=FIT_SPACE)
+    result, misses = printed_precision_fit(cells)
     if not result.converged:
         raise RuntimeError(f"the {bits}-bit fit to Table 1 did not converge: {result.message}")
     path = result.save(f"{FITS_DIR}/table1_per_bit_P{bits}.json")
-    per_bit_fits[bits] = result
+    per_bit_fits[bits], rounding_misses[bits] = result, misses
     print(f"--- {bits}-bit law, saved to {path}")
     print(result.fit_report())
 
-# %%
+# %% [markdown]
+# The fitted parameters, with the largest miss of a printed cell in units of its rounding (half a unit of the
+# fourth decimal; at most 1 means every cell is reproduced to the digits printed). The fit reports above
+# carry standard errors because lmfit computes them, but they are **not** uncertainties of the paper's laws:
+# the paper's measurements are not in a printed table, and these numbers say only how far rounding alone
+# could move the parameters. No uncertainty of the published laws can be derived from Table 1.
+
+# %% tags=["hide-input"]
 fitted_parameters = pd.DataFrame(
-    {f"{bits} bits": {**result.params, **{f"{name} stderr": err for name, err in result.stderr.items()}}
+    {f"{bits} bits": {**result.params, "largest miss (rounding half-widths)": float(rounding_misses[bits].max())}
      for bits, result in per_bit_fits.items()}
 ).T
 fitted_parameters.style.format("{:.4g}")
@@ -179,15 +192,19 @@ side_by_side(per_bit_table).style.format("{:.4g}")
 # %% tags=["hide-input"]
 per_bit_max_error = float(per_bit_table["relative_error"].abs().max())
 cells_within = int((per_bit_table["relative_error"].abs() <= TOLERANCE).sum())
+largest_miss = {bits: float(misses.max()) for bits, misses in rounding_misses.items()}
 glue("per_bit_max_error", per_bit_max_error, display=False)
 glue("per_bit_cells_within", cells_within, display=False)
+for bits, miss in largest_miss.items():
+    glue(f"per_bit_largest_rounding_miss_{bits}bit", miss, display=False)
 display(Markdown(
     f"With per-bit laws, **{cells_within} of {len(per_bit_table)} cells** are reproduced within "
-    f"{TOLERANCE:.0%}; the largest relative error is {per_bit_max_error:.2%}. The 2-bit law is the unified law "
-    f"at $P=2$ (fitted $\\beta_2 = {per_bit_fits[2].params['beta']:.3f}$ vs published $\\beta = {published['beta']}$), "
-    f"while the 3- and 4-bit laws have steeper exponents ($\\beta_3 = {per_bit_fits[3].params['beta']:.3f}$, "
-    f"$\\beta_4 = {per_bit_fits[4].params['beta']:.3f}$): Table 1 was evidently computed from laws fitted per "
-    "bit width, not from the unified law printed in the paper."
+    f"{TOLERANCE:.0%}; the largest relative error is {per_bit_max_error:.2%}, and the largest miss in rounding "
+    "units is " + ", ".join(f"{miss:.2f} at {bits} bits" for bits, miss in largest_miss.items())
+    + f". The 2-bit law is the unified law at $P=2$ (fitted $\\beta_2 = {per_bit_fits[2].params['beta']:.3f}$ vs "
+    f"published $\\beta = {published['beta']}$), while the 3- and 4-bit laws have steeper exponents "
+    f"($\\beta_3 = {per_bit_fits[3].params['beta']:.3f}$, $\\beta_4 = {per_bit_fits[4].params['beta']:.3f}$): Table 1 "
+    "was evidently computed from laws fitted per bit width, not from the unified law printed in the paper."
 ))
 
 # %% [markdown]
@@ -234,7 +251,10 @@ display(Markdown(
 # The paper's Figure 1 projects the QiD of 7B, 70B and 405B models as training grows to $10^{14}$ tokens. Below,
 # solid lines use the published unified law and dashed lines the per-bit laws fitted above; dotted lines are
 # Kumar et al.'s $\delta_{\mathrm{PTQ}}$ with its published parameters, which was fitted on much smaller models
-# (30–220M parameters, up to 26B tokens) and counts non-embedding parameters. The shaded band is where the
+# (30–220M parameters, up to 26B tokens) and counts non-embedding parameters. Kumar et al. print a fitted
+# offset $b = 1.1277$ next to $\gamma_{\mathrm{post}}$ (their Appendix K) without saying where it enters the
+# law. We show both readings, as an open choice: $b$ left out (dotted), and $b$ as a factor $e^{b} = 3.09$ on
+# the prefactor (dash-dotted; registered as the `published_with_offset` parameter set). The shaded band is where the
 # quantized model's loss, the 16-bit loss law of the paper plus QiD, exceeds $\ln V$, the loss of guessing
 # uniformly over a vocabulary of $V$ tokens (our choice of that reading of the figure's shading; $V$ is a
 # parameter).
@@ -244,6 +264,7 @@ loss16 = get_law("pythia_loss16")
 loss16_params = loss16.parameter_sets["published"].values
 kumar = get_law("kumar_ptq")
 kumar_params = kumar.parameter_sets["published"].values
+kumar_offset_params = kumar.parameter_sets["published_with_offset"].values
 tokens = np.logspace(9, math.log10(MAX_TOKENS), 200)
 uniform_loss = uniform_guess_loss(VOCAB_SIZE)
 
@@ -257,7 +278,9 @@ for ax, size in zip(np.atleast_1d(axes), PROJECTION_SIZES):
         ax.plot(tokens, unified(published, N=size, D=tokens, P=bits), color=color, label=f"{bits}-bit unified")
         if bits in per_bit_fits:
             ax.plot(tokens, per_bit(per_bit_fits[bits].params, N=size, D=tokens), color=color, ls="--", label=f"{bits}-bit per-bit fit")
-        ax.plot(tokens, kumar(kumar_params, N=size, D=tokens, P=bits), color=color, ls=":", label=f"{bits}-bit Kumar δ_PTQ")
+        ax.plot(tokens, kumar(kumar_params, N=size, D=tokens, P=bits), color=color, ls=":", label=f"{bits}-bit Kumar δ_PTQ (b left out)")
+        ax.plot(tokens, kumar(kumar_offset_params, N=size, D=tokens, P=bits), color=color, ls="-.", lw=0.8,
+                label=f"{bits}-bit Kumar δ_PTQ × e^b")
     log_axes(ax)
     ax.set_ylim(1e-3, 1e2)
     ax.set_xlabel("training tokens D")
@@ -267,34 +290,42 @@ handles, labels = np.atleast_1d(axes)[-1].get_legend_handles_labels()
 fig.legend(handles, labels, loc="outside right center", fontsize=8)
 
 # %% [markdown]
-# QiD at $D = $ `MAX_TOKENS` from each law (nats per token), with the training tokens at which the quantized
-# model becomes worse than a uniform guess (from the unified law; `inf` where it never does within $10^{20}$
-# tokens):
+# QiD at $D = $ `MAX_TOKENS` from each law (nats per token). Where a value is past the worse-than-uniform
+# bound (Loss$_{16}$ + QiD > $\ln V$) the law has left the range where it can mean anything: the column
+# "unified, capped" shows $\ln V - \mathrm{Loss}_{16}$ there instead, and "past $\ln V$" flags it. The last
+# column is the training-token count at which the unified law's quantized model becomes worse than a uniform
+# guess: searched upwards from the token count where Loss$_{16}$ + QiD is lowest (at small $D$ the 16-bit law
+# alone is above $\ln V$: an untrained model), `inf` where it stays below up to $10^{20}$ tokens.
 
 # %% tags=["hide-input"]
-def first_tokens_worse_than_uniform(size: float, bits: int) -> float:
-    """Smallest D on a fine grid where Loss_16 + QiD_unified > ln V (inf if none up to 1e20 tokens)."""
-    grid = np.logspace(6, 20, 4000)
-    worse = worse_than_uniform(loss16(loss16_params, N=size, D=grid), unified(published, N=size, D=grid, P=bits), VOCAB_SIZE)
-    return float(grid[np.argmax(worse)]) if worse.any() else math.inf
-
-
-projection = pd.DataFrame(
-    [
-        {
+projection_rows = []
+for size in PROJECTION_SIZES:
+    for bits in PROJECTION_BITS:
+        unified_qid = float(unified(published, N=size, D=MAX_TOKENS, P=bits))
+        capped, flagged = capped_qid(loss16(loss16_params, N=size, D=MAX_TOKENS), unified_qid, VOCAB_SIZE)
+        projection_rows.append({
             "N": size,
             "bits": bits,
-            "unified": float(unified(published, N=size, D=MAX_TOKENS, P=bits)),
+            "unified": unified_qid,
+            "unified, capped": float(capped),
+            "past ln V": bool(flagged),
             "per-bit fit": float(per_bit(per_bit_fits[bits].params, N=size, D=MAX_TOKENS)) if bits in per_bit_fits else math.nan,
-            "Kumar δ_PTQ": float(kumar(kumar_params, N=size, D=MAX_TOKENS, P=bits)),
-            "tokens where worse than uniform": first_tokens_worse_than_uniform(size, bits),
-        }
-        for size in PROJECTION_SIZES
-        for bits in PROJECTION_BITS
-    ]
-)
-projection.style.format({"N": "{:.3g}", "unified": "{:.3g}", "per-bit fit": "{:.3g}", "Kumar δ_PTQ": "{:.3g}",
-                         "tokens where worse than uniform": "{:.3g}"})
+            "Kumar δ_PTQ (b left out)": float(kumar(kumar_params, N=size, D=MAX_TOKENS, P=bits)),
+            "Kumar δ_PTQ × e^b": float(kumar(kumar_offset_params, N=size, D=MAX_TOKENS, P=bits)),
+            "tokens where worse than uniform": worse_than_uniform_crossing(
+                lambda D, size=size: loss16(loss16_params, N=size, D=D),
+                lambda D, size=size, bits=bits: unified(published, N=size, D=D, P=bits), VOCAB_SIZE),
+        })
+projection = pd.DataFrame(projection_rows)
+number_columns = [column for column in projection.columns if column not in ("bits", "past ln V")]
+projection.style.format({column: "{:.3g}" for column in number_columns})
+
+# %% tags=["hide-input"]
+crossings = projection.set_index(["N", "bits"])["tokens where worse than uniform"]
+for (size, bits), crossing in crossings.items():
+    if size == 7e9:
+        glue(f"crossing_7b_{bits}bit", float(crossing), display=False)
+glue("kumar_offset_factor", math.exp(1.1277), display=False)
 
 # %% tags=["hide-input"]
 row_70b_4 = projection[(projection["N"] == 7e10) & (projection["bits"] == 4)]
@@ -310,12 +341,17 @@ worst_four_bit = projection[(projection["N"] == largest) & (projection["bits"] =
 display(Markdown(
     f"- Table 1 was computed with nominal model sizes. The published unified law reproduces its 2-bit column "
     f"(largest error {worst_unified[2]:.1%}, the size of the table's rounding), but not the 3-bit ({worst_unified[3]:.0%}) or 4-bit ({worst_unified[4]:.0%}) columns.\n"
-    f"- Per-bit laws fitted with lmfit reproduce {cells_within} of {len(per_bit_table)} cells within "
+    f"- Per-bit laws fitted with lmfit, each cell weighted by its printed precision, reproduce {cells_within} of {len(per_bit_table)} cells within "
     f"{TOLERANCE:.0%} (largest error {per_bit_max_error:.2%}); their parameters are in `{FITS_DIR}/`.\n"
     f"- At {MAX_TOKENS:.0e} training tokens the unified law predicts a QiD of "
     f"{worst_four_bit['unified'].iloc[0]:.3g} nats for a {largest:.3g}-parameter model at "
     f"{max(PROJECTION_BITS)} bits (per-bit fit: {worst_four_bit['per-bit fit'].iloc[0]:.3g}; Kumar et al.: "
-    f"{worst_four_bit['Kumar δ_PTQ'].iloc[0]:.3g}).\n"
+    f"{worst_four_bit['Kumar δ_PTQ (b left out)'].iloc[0]:.3g} with $b$ left out, "
+    f"{worst_four_bit['Kumar δ_PTQ × e^b'].iloc[0]:.3g} with $e^b$: the reading of $b$ is open).\n"
+    + "".join(f"- A {size:.3g}-parameter model at {bits} bits becomes worse than a uniform guess after "
+              f"{crossing:.3g} training tokens (unified law with the Pythia loss law).\n"
+              for (size, bits), crossing in crossings.items() if size == min(PROJECTION_SIZES))
+    +
     "- These are the paper's laws evaluated far outside the range they were fitted on (Pythia: up to 12B "
     "parameters and 300B tokens); the later chapters measure QiD on models the book trains and fit the laws anew."
 ))
