@@ -103,7 +103,8 @@ def _check_device_name(device) -> None:
 def measure_checkpoint_cells(spec, checkpoint, cells, eval_window, calibration_length, settings, worker_hook=None):
     """Ray generator task: load one checkpoint, measure `cells`, yield one record per cell as it finishes.
 
-    A record is {'key': cell key, 'row': row} or {'key': ..., 'unavailable': reason}. Rows carry the same
+    A record is {'index': position in `cells`, 'row': row} or {'index': ..., 'unavailable': reason} (the driver
+    keys cells itself: a worker never recomputes a key with code that might differ). Rows carry the same
     values `run_sweep` writes; the driver adds `git_commit` (the code it shipped). `worker_hook(row)` is
     called before each row is yielded (tests inject failures there).
     """
@@ -118,22 +119,21 @@ def measure_checkpoint_cells(spec, checkpoint, cells, eval_window, calibration_l
     state = sweep._CheckpointState(spec, checkpoint, eval_window, calibration_length, device, dtype, log)
     unavailable: dict[str, str] = {}
     try:
-        for cell in cells:
-            key = sweep.cell_key(cell, settings)
+        for index, cell in enumerate(cells):
             if cell.method in unavailable:
-                yield {"key": key, "unavailable": unavailable[cell.method]}
+                yield {"index": index, "unavailable": unavailable[cell.method]}
                 continue
             try:
                 row = state.measure(cell, settings)
             except quantize.QuantizerUnavailable as error:
                 unavailable[cell.method] = str(error)
-                yield {"key": key, "unavailable": str(error)}
+                yield {"index": index, "unavailable": str(error)}
                 continue
             row.update(device=device_text, dtype=str(dtype).removeprefix("torch."), versions=versions,
                        finished_at=provenance.utc_now())
             if worker_hook is not None:
                 worker_hook(row)
-            yield {"key": key, "row": row}
+            yield {"index": index, "row": row}
     finally:
         state.close()
 
@@ -202,14 +202,15 @@ def run_sweep_on_ray(spec, output, address: str | None = None, shard=None, progr
     remote = ray.remote(measure_checkpoint_cells).options(max_retries=0, **task_resources(device, resources, cpus_per_task))
     commit = provenance.git_commit()
     tries = {label: 0 for label in work}
-    running: dict = {}  # generator -> checkpoint label
+    running: dict = {}  # generator -> (checkpoint label, the keys of the cells it was sent, in order)
 
     def submit(label):
         item = work[label]
         tries[label] += 1
-        generator = remote.remote(spec, item["checkpoint"], list(item["pending"].values()), item["eval_window"],
-                                  item["calibration_length"], item["settings"], worker_hook)
-        running[generator] = label
+        keys = list(item["pending"])
+        generator = remote.remote(spec, item["checkpoint"], [item["pending"][key] for key in keys],
+                                  item["eval_window"], item["calibration_length"], item["settings"], worker_hook)
+        running[generator] = (label, keys)
 
     for label in work:
         submit(label)
@@ -217,7 +218,7 @@ def run_sweep_on_ray(spec, output, address: str | None = None, shard=None, progr
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             for generator in ready:
-                label = running[generator]
+                label, keys = running[generator]
                 try:
                     record = ray.get(next(generator))
                 except StopIteration:
@@ -236,7 +237,7 @@ def run_sweep_on_ray(spec, output, address: str | None = None, shard=None, progr
                         summary["failed"].append((label, reason, left))
                         bar.update(left)
                     continue
-                cell = work[label]["pending"].pop(tuple(record["key"]))
+                cell = work[label]["pending"].pop(keys[record["index"]])
                 if "unavailable" in record:
                     summary["skipped"].append((cell, record["unavailable"]))
                 else:

@@ -9,15 +9,14 @@ import signal
 import sys
 
 import pytest
+import ray  # a requirement (requirements.txt): a missing ray fails here, it is not skipped
 import torch
 from transformers import GPTNeoXForCausalLM
 
-ray = pytest.importorskip("ray")
-
-from qid import distributed, sweep  # noqa: E402
-from qid.corpus import load_tokenizer  # noqa: E402
-from qid.models import gpt_neox_config  # noqa: E402
-from qid.sweep import SweepSpec, run_sweep  # noqa: E402
+from qid import distributed, sweep
+from qid.corpus import load_tokenizer
+from qid.models import gpt_neox_config
+from qid.sweep import SweepSpec, run_sweep
 
 # Hooks defined here run in Ray's worker processes, which cannot import this test module: send them by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
