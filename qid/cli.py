@@ -510,6 +510,10 @@ def _error_line(error: BaseException) -> str:
 def _saved_on_interrupt(args) -> str:
     """What an interrupted command leaves behind, said before exiting 130."""
     if args.command == "measure":
+        from pathlib import Path
+
+        if not Path(args.output).is_file():
+            return f"no cell had finished; {args.output} was not created"
         return f"every finished cell is already in {args.output}; rerun the same command to resume"
     if args.command == "measure-suite":
         return "every finished cell is already in the suite's sweep table; rerun the same command to resume"
@@ -522,8 +526,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Every failure a user can cause (bad input, unreadable or unwritable files, a full disk)
     is one line on stderr and exit status 2; Ctrl-C says what was saved and exits 130. Anything else is a bug
     and keeps its traceback."""
-    parser = build_parser()
-    args = parser.parse_args(argv)  # argparse itself prints one usage error and exits 2
+    try:
+        parser = build_parser()  # imports torch and transformers: seconds in which Ctrl-C is common
+        args = parser.parse_args(argv)  # argparse itself prints one usage error and exits 2
+    except KeyboardInterrupt:
+        print("\nqid: interrupted before any work; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         return args.handler(args)
     except KeyboardInterrupt:
