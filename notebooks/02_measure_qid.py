@@ -112,9 +112,11 @@ else:
 device = torch.device(DEVICE if DEVICE != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
 model, tokenizer, info = checkpoints.load_checkpoint(checkpoint_list[0], device=device,
                                                     dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+# %% tags=["hide-input"]
 pd.DataFrame([{"checkpoint": Path(info.checkpoint).name, "family": info.family, "step": info.step,
-               "N (non-embedding)": info.N, "total parameters": info.total_parameters, "D (tokens)": info.D,
-               "context": info.context_length}])
+               "N (non-embedding)": f"{info.N:,}", "total parameters": f"{info.total_parameters:,}",
+               "D (tokens)": f"{info.D:,.0f}", "context (tokens)": info.context_length}]).style.hide(axis="index")
 
 # %% [markdown]
 # ## What gets quantized
@@ -223,6 +225,8 @@ spec = sweep.SweepSpec(
 )
 summary = sweep.run_sweep(spec, OUTPUT_CSV, progress=False, log=lambda message: None)
 results = sweep.results_for(spec, OUTPUT_CSV)
+
+# %% tags=["hide-input"]
 display(Markdown(f"{summary['written']} cell(s) measured now, {summary['already_done']} found already in `{OUTPUT_CSV}`"
                  + (f", {len(summary['skipped'])} skipped ({summary['skipped'][0][1]})" if summary["skipped"] else "") + "."))
 columns = ["method", "bits", "qid", "qid_se", "loss_16", "loss_q", "seconds"]

@@ -200,7 +200,7 @@ plt.show()
 # `qid fit --law chinchilla --loss huber --delta 1e-3 --space log --starts grid`. The only difference from
 # Hoffmann et al.'s setup is that $\alpha, \beta$ are bounded to $[0, 3]$ (registry defaults), which does not bind.
 
-# %%
+# %% tags=["hide-input"]
 chinchilla_path = CHINCHILLA_CSV or SHARED_REFERENCE_DIR / EPOCH_CHINCHILLA_FILE
 try:
     points = load_epoch_chinchilla(chinchilla_path, drop_largest_losses=DROP_LARGEST_LOSSES)
@@ -223,6 +223,9 @@ if chinchilla_available:
     started = time.perf_counter()
     chinchilla = fit_law("chinchilla", points, **options, screen=SCREEN_STARTS, bootstrap=0)
     chinchilla_seconds = time.perf_counter() - started
+
+# %% tags=["hide-input"]
+if chinchilla_available:
     display(Markdown(
         f"{len(points)} points; L-BFGS from {chinchilla.starts['n_run']} of the {grid_size} grid starts, "
         f"search and polish in **{chinchilla_seconds:.1f} s** on this machine "
