@@ -20,31 +20,33 @@
 #
 # Chapter 1 evaluated the QiD laws of {cite:t}`ouyang2024lowbit` with their published parameters. Here we fit
 # the same laws, and the PTQ degradation law of {cite:t}`kumar2024precision`, to the QiD the book measured on
-# its own mini-Pythia suite (chapter 3), with the fitter validated in chapter 4 {cite:p}`newville2014lmfit`:
+# its own mini-Pythia suite (chapter 3), with the fitter validated in chapter 4 {cite:p}`newville2014lmfit`.
+# Three rules govern every number below:
 #
-# 1. which measured rows enter the fits, and how many are dropped;
-# 2. the three separate laws (QiD against $D$, $N$ and $P$ one at a time), the unified law, per-bit laws and
-#    Kumar et al.'s $\delta_{\mathrm{PTQ}}$: fit reports, residuals, our exponents beside the published ones
-#    with bootstrap intervals;
-# 3. which law describes our data best (AIC, BIC, and the error when the largest sizes or token counts are
-#    held out and predicted);
-# 4. Table 1 and Figure 1 of the paper recomputed from **our** fits, with bands, beside the published
-#    versions;
-# 5. how much the conclusions depend on the choices made on the way (significance threshold, quantizer,
-#    loss, warmup checkpoints, schedule designs).
+# 1. **Every row stays in.** A QiD within noise of zero, or below it, is a measurement too. Fits are made in
+#    linear QiD space, each residual divided by that row's standard error, so small and negative values count
+#    with the weight their precision earns. (Dropping rows with QiD < 2 SE and fitting logs keeps only the rows
+#    that noise pushed up, and biases the exponents; `tests/test_fit_recovery.py` shows it on data with a
+#    known answer.)
+# 2. **Every error is carried.** A row's variance is the sum of what the suite measured: eval windows, the
+#    calibration seed and the training seed. Intervals come from a bootstrap over training lineages (and eval
+#    windows), because rows of one training run are not independent.
+# 3. **Comparisons are fair.** Laws are ranked by AICc and BIC on the same rows, and scored on one common
+#    hold-out; projections carry bands, mark where the data end, and never pass the loss of a uniform guess
+#    without a flag.
 #
-# Our models have at most a few million parameters and have seen a few million tokens: **thousands of
-# times smaller than Pythia** in both. Every comparison with the paper below is made across that gap, and
-# every projection to Pythia-sized or larger models is an extrapolation over several decades.
+# Our models have at most a few hundred thousand non-embedding parameters and have seen at most tens of
+# millions of tokens: **thousands of times smaller than Pythia**. Every comparison with the paper is made
+# across that gap.
 #
 # ## Prerequisites
 #
-# - Chapter 3 and its measured table `data/suite/<preset>_qid.csv` (one row per checkpoint, quantizer and
-#   bit width, with QiD and its standard error; columns in `data/README.md`). Any table of that format works
-#   (parameter `QID_TABLE`).
-# - Chapter 1 (the published laws, Table 1 in `data/reference/ouyang2024_table1.csv`) and chapter 4 (the
-#   fitter).
-# - Writes the main fits to `data/fits/<preset>_suite_*_<method>.json` (loadable by `qid predict --params PATH`).
+# - Chapter 3 and its measured table `data/suite/cpu_qid.csv` (one row per checkpoint, quantizer, bit width and
+#   calibration seed; columns in `data/README.md`), and optionally the eval-window losses
+#   `data/suite/cpu_window_losses.csv.gz`. A `qid measure` output works too (parameter `QID_TABLE`), as does
+#   `QID_TABLE = "synthetic"`, a stand-in with known truth (`qid.suitesynth`) for trying the chapter out.
+# - Chapter 1 (the published laws) and chapter 4 (the fitter).
+# - Writes the fits to `data/fits/<preset>_suite_*_<method>.json` when run on the measured table.
 # - CPU only; a few minutes with the default number of bootstrap replicates.
 
 # %% [markdown]
@@ -59,534 +61,426 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from qid import analysis, suite
-from qid.laws import OUYANG_SEPARATE_EXPONENTS, get_law
+from qid import suitefits
+from qid.errormodel import window_bootstrap_qid
+from qid.laws import get_law
 from qid.plots import bit_color, log_axes, subplots
-from qid.project import tokens_for_rows
-from qid.reference import load_ouyang_table1
+from qid.project import capped_qid, critical_data_size, critical_data_table, uniform_guess_loss
+from qid.reference import scale_gap
+from qid.suitesynth import synthetic_suite_tables
+from qid.tables import DataError, load_table
 
 # %% [markdown]
 # ## Parameters
 
 # %% tags=["parameters"]
-QID_TABLE = "data/suite/cpu_qid.csv"  # measured QiD table (qid.suite tidy format); default: the committed CPU suite
-FITS_DIR = "data/fits"  # where the main fits are written as JSON; None writes nothing
-METHOD = "gptq"  # quantizer of the main fits: "gptq" (as in the paper) or "rtn"
-COMPARISON_METHOD = "rtn"  # quantizer refitted in the sensitivity check; None skips it
-BITS = [2, 3, 4]  # weight bit widths fitted (as in the paper: 2, 3, 4; 8 bits is mostly within noise at our scale)
-DESIGNS = ["cosine"]  # schedule designs whose checkpoints enter the main fits (the paper: Pythia cosine runs)
-PHASES = ["intermediate", "final"]  # checkpoint phases of the main fits: every checkpoint of a cosine run
-OTHER_PHASES = {"annealed": ["annealed"], "wsd": ["stable", "decayed"]}  # design -> phases added in the design check
-DROP_WARMUP = True  # drop checkpoints taken inside the learning-rate warmup of the preset: their lr is still rising
-MIN_SIGMA = 2.0  # a row enters the fits only if qid > MIN_SIGMA * qid_se (standard errors; log residuals need QiD > 0)
-SIGMA_THRESHOLDS = [1.0, 2.0, 3.0, 5.0]  # significance thresholds of the sensitivity check (standard errors)
-LOSS = "least_squares"  # objective of the main fits on log-QiD residuals: "least_squares" or "huber"
-HUBER_DELTA = 0.1  # Huber threshold in log units (0.1 ~ 10 % of QiD, about the measurement noise of a kept row)
-BOOTSTRAP_SAMPLES = 200  # bootstrap replicates (resampling rows) for intervals and bands (count)
+QID_TABLE = "data/suite/cpu_qid.csv"  # measured QiD table (suite or `qid measure` format), or "synthetic"
+WINDOW_LOSSES = "data/suite/cpu_window_losses.csv.gz"  # per-window losses for the window bootstrap; None skips it
+FITS_DIR = "data/fits"  # where the fits are written as JSON (never for the synthetic table); None writes nothing
+METHOD = "gptq"  # quantizer of the fits: "gptq" (as in the paper), "awq" or "rtn"
+BITS = [2, 3, 4]  # weight bit widths fitted (as in the paper)
+DESIGNS = ["cosine"]  # schedule designs whose checkpoints enter the fits (the paper: Pythia's cosine runs)
+PHASES = ["intermediate", "final"]  # checkpoint phases of the fits: every checkpoint of a cosine run
+EXTRA_SCATTER = True  # also fit a relative scatter beyond the measured errors (maximum likelihood)
+BOOTSTRAP_SAMPLES = 200  # bootstrap replicates (training lineages, and eval windows where available)
 CONFIDENCE = 0.95  # coverage of every interval and band (fraction)
-SEED = 0  # seed of the bootstrap
-SLICE_TOLERANCE = 0.05  # rows whose other variables agree within this relative tolerance form one slice
-TABLE1_CSV = "data/reference/ouyang2024_table1.csv"  # Table 1 of the paper (thresholds and published tokens)
-PROJECTION_SIZES = [7e9, 7e10, 4.05e11]  # model sizes N for the Figure-1-style projection (parameters)
-MAX_TOKENS = 1e14  # right end of the projection (training tokens)
-PYTHIA_N_RANGE = [7.0e7, 1.2e10]  # sizes of Pythia (parameters), for the scale gap: 70M to 12B
-PYTHIA_MAX_TOKENS = 3.0e11  # training tokens of Pythia (300B)
+SEED = 0  # seed of the bootstrap, the random starts and the synthetic table
+VOCAB_SIZE = 1024  # our tokenizer's vocabulary: the uniform-guess bound ln V at our scale
+PYTHIA_VOCAB_SIZE = 50_304  # Pythia's vocabulary, for projections to Pythia-sized models
+PROJECTION_SIZES = {"1B": 1e9, "7B": 7e9, "70B": 7e10, "405B": 4.05e11}  # model sizes for projections (parameters)
+PROJECTION_BITS = [2, 3, 4]  # bit widths of the projections
+MAX_TOKENS = 1e14  # right end of the projections (training tokens)
 
 # %%
-if METHOD not in ("gptq", "rtn", "awq"):
-    raise ValueError(f"METHOD must be 'gptq', 'rtn' or 'awq', got {METHOD!r}")
-if COMPARISON_METHOD not in (None, "gptq", "rtn", "awq"):
-    raise ValueError(f"COMPARISON_METHOD must be None, 'gptq', 'rtn' or 'awq', got {COMPARISON_METHOD!r}")
+if METHOD not in ("gptq", "awq", "rtn"):
+    raise ValueError(f"METHOD must be 'gptq', 'awq' or 'rtn', got {METHOD!r}")
 if not BITS or not all(isinstance(bits, int) and 2 <= bits <= 16 for bits in BITS):
     raise ValueError(f"BITS must be a non-empty list of integer bit widths in 2..16, got {BITS}")
-if not DESIGNS or not set(DESIGNS) <= set(suite.DESIGNS):
-    raise ValueError(f"DESIGNS must be a non-empty subset of {suite.DESIGNS}, got {DESIGNS}")
-known_phases = {"intermediate", "final", "annealed", "stable", "decayed"}
-if not PHASES or not set(PHASES) <= known_phases:
-    raise ValueError(f"PHASES must be a non-empty subset of {sorted(known_phases)}, got {PHASES}")
-if not all(design in suite.DESIGNS and set(phases) <= known_phases for design, phases in OTHER_PHASES.items()):
-    raise ValueError(f"OTHER_PHASES must map designs {suite.DESIGNS} to phases {sorted(known_phases)}, got {OTHER_PHASES}")
-if not MIN_SIGMA >= 0 or not SIGMA_THRESHOLDS or min(SIGMA_THRESHOLDS) < 0:
-    raise ValueError(f"MIN_SIGMA and SIGMA_THRESHOLDS must be >= 0 standard errors, got {MIN_SIGMA}, {SIGMA_THRESHOLDS}")
-if LOSS not in ("least_squares", "huber"):
-    raise ValueError(f"LOSS must be 'least_squares' or 'huber', got {LOSS!r}")
-if not HUBER_DELTA > 0:
-    raise ValueError(f"HUBER_DELTA must be > 0 (log units), got {HUBER_DELTA}")
+if not DESIGNS or not set(DESIGNS) <= {"cosine", "wsd", "measured"}:
+    raise ValueError(f"DESIGNS must be a non-empty subset of cosine, wsd (measured: a qid measure table), got {DESIGNS}")
+if not PHASES or not set(PHASES) <= {"intermediate", "final", "stable", "decayed"}:
+    raise ValueError(f"PHASES must be a non-empty subset of intermediate, final, stable, decayed; got {PHASES}")
 if not (isinstance(BOOTSTRAP_SAMPLES, int) and BOOTSTRAP_SAMPLES >= 10):
     raise ValueError(f"BOOTSTRAP_SAMPLES must be an integer >= 10, got {BOOTSTRAP_SAMPLES!r}")
 if not 0.5 <= CONFIDENCE < 1:
     raise ValueError(f"CONFIDENCE must be a fraction in [0.5, 1), got {CONFIDENCE}")
-if not 0 <= SLICE_TOLERANCE < 0.5:
-    raise ValueError(f"SLICE_TOLERANCE must be a relative tolerance in [0, 0.5), got {SLICE_TOLERANCE}")
-if not PROJECTION_SIZES or min(PROJECTION_SIZES) <= 0 or not MAX_TOKENS > 1e9:
-    raise ValueError(f"PROJECTION_SIZES must be positive sizes and MAX_TOKENS > 1e9, got {PROJECTION_SIZES}, {MAX_TOKENS}")
+if not (VOCAB_SIZE >= 2 and PYTHIA_VOCAB_SIZE >= 2):
+    raise ValueError(f"VOCAB_SIZE and PYTHIA_VOCAB_SIZE must be >= 2, got {VOCAB_SIZE}, {PYTHIA_VOCAB_SIZE}")
+if not PROJECTION_SIZES or min(PROJECTION_SIZES.values()) <= 0 or not PROJECTION_BITS or not MAX_TOKENS > 1e9:
+    raise ValueError("PROJECTION_SIZES must map names to positive sizes, PROJECTION_BITS be non-empty, MAX_TOKENS > 1e9")
 
-measured = analysis.load_qid_table(QID_TABLE)
-presets = sorted(measured["preset"].unique()) if "preset" in measured.columns else []
-PRESET_NAME = presets[0] if len(presets) == 1 else "custom"
-warmup_steps = suite.get_preset(PRESET_NAME).warmup_steps if PRESET_NAME in suite.PRESETS else 0
-if DROP_WARMUP and "step" not in measured.columns:
-    raise ValueError(f"{QID_TABLE}: DROP_WARMUP needs a column step; set DROP_WARMUP = False")
-selection = dict(method=METHOD, bits=BITS, phases=PHASES, designs=DESIGNS, min_sigma=MIN_SIGMA,
-                 min_step=warmup_steps if DROP_WARMUP else 0)
-fit_options = dict(loss=LOSS, delta=HUBER_DELTA, bootstrap=BOOTSTRAP_SAMPLES, seed=SEED, confidence=CONFIDENCE,
-                   slice_tolerance=SLICE_TOLERANCE)
-unified_law, per_bit_law, kumar_law = get_law("ouyang_unified"), get_law("ouyang_per_bit"), get_law("kumar_ptq")
-published = unified_law.parameter_sets["published"].values
-published_kumar = kumar_law.parameter_sets["published"].values
+SYNTHETIC = QID_TABLE == "synthetic"
+if SYNTHETIC:
+    raw, window_losses = synthetic_suite_tables(SEED)
+else:
+    raw = load_table(QID_TABLE)
+    raw.attrs["source"] = str(QID_TABLE)
+    window_losses = load_table(WINDOW_LOSSES) if WINDOW_LOSSES and Path(WINDOW_LOSSES).is_file() else None
+measured, assumptions = suitefits.normalize_measured(raw)
+# A table without these designs or phases (e.g. a `qid measure` output, all 'measured'/'final') is fitted whole.
+designs = DESIGNS if set(DESIGNS) & set(measured["design"]) else sorted(measured["design"].unique())
+phases = PHASES if set(PHASES) & set(measured["phase"]) else sorted(measured["phase"].unique())
+if (designs, phases) != (DESIGNS, PHASES):
+    assumptions.append(f"designs {DESIGNS} / phases {PHASES} absent: all rows used ({designs} / {phases})")
+rows, error_summary = suitefits.prepare_rows(measured, METHOD, BITS, designs, phases)
+PRESET_NAME = str(measured["preset"].iloc[0]) if "preset" in measured.columns and measured["preset"].nunique() == 1 else "custom"
+WRITE_FITS = FITS_DIR is not None and not SYNTHETIC
 
 # %% [markdown]
-# ## Which rows enter the fits
+# ## The measurements
 #
-# The choices, each a parameter above:
-#
-# - **Quantizer.** GPTQ {cite:p}`frantar2022gptq`, as in the paper; RTN is refitted in the sensitivity check.
-# - **Checkpoints.** The paper fitted every GPTQ-quantized checkpoint of the Pythia suite
-#   {cite:p}`biderman2023pythia`: intermediate checkpoints of one cosine run per size, mid-schedule, plus the
-#   last. We use the same kind of points: the intermediate and final checkpoints of our cosine runs.
-#   Checkpoints taken during the learning-rate warmup (their learning rate is still rising) are dropped when
-#   `DROP_WARMUP` is set. The annealed and WSD designs belong to chapter 3; the sensitivity check says whether
-#   adding their points would move the fit.
-# - **Significance.** A QiD that is not clearly above zero cannot enter a fit of log QiD, and says nothing
-#   about how QiD scales. A row is kept only if $\mathrm{QiD} > $ `MIN_SIGMA` standard errors of its paired
-#   measurement. This drops the small QiDs selectively (the large models, the early checkpoints, the higher bit
-#   widths), which biases what remains towards large QiD; the sensitivity check varies the threshold.
-
-# %%
-rows, account = analysis.select_fit_rows(measured, **selection)
-n_points, n_dropped = int(len(rows)), int(account["dropped"].sum())
-glue("fit_n_points", n_points, display=False)
-glue("fit_n_dropped", n_dropped, display=False)
-glue("fit_n_sizes", int(rows["N"].nunique()), display=False)
-account.set_index("bits")
+# What the table holds, and what enters the fits. The fits use one quantizer, the chosen bit widths, designs
+# and phases, with the calibration seeds of a checkpoint averaged into one row; nothing else is removed.
 
 # %% tags=["hide-input"]
+if SYNTHETIC:
+    display(Markdown("**This run uses the synthetic stand-in table (`qid.suitesynth`), not measurements.** "
+                     "Its numbers test the chapter, they say nothing about quantization."))
+if assumptions:
+    display(Markdown("Assumed for this table: " + "; ".join(assumptions) + "."))
+inventory = measured.groupby(["design", "phase", "method", "bits"], dropna=False).size().unstack("bits", fill_value=0)
+display(inventory)
+n_sizes = rows["N"].nunique()
+below_two_se = int((rows["qid"] <= 2 * rows["qid_se"]).sum())
+negative = int((rows["qid"] < 0).sum())
+glue("fit_n_points", len(rows), display=False)
+glue("fit_n_sizes", n_sizes, display=False)
+glue("fit_rows_below_2se", below_two_se, display=False)
 display(Markdown(
-    f"Of {int(account['candidates'].sum())} {METHOD.upper()} rows at {', '.join(map(str, BITS))} bits from the "
-    f"{' and '.join(DESIGNS)} checkpoints of `{QID_TABLE}`"
-    + (f" (after step {warmup_steps}, the end of warmup)" if DROP_WARMUP and warmup_steps else "")
-    + f", **{n_points} are significantly above zero** and enter the fits; {n_dropped} are dropped as within "
-    f"{MIN_SIGMA:g} standard errors of zero."
+    f"The fits use **{len(rows)} rows** ({METHOD}, {', '.join(map(str, BITS))} bits, designs {', '.join(designs)}, "
+    f"phases {', '.join(phases)}) from {n_sizes} model sizes and {rows[suitefits.CLUSTER].nunique()} training "
+    f"lineages. {below_two_se} of them have QiD within 2 window standard errors of zero and {negative} are "
+    "negative; a significance cut would have dropped them, here they stay."
 ))
-if n_points:
-    gap = analysis.scale_gap(rows, reference_N=PYTHIA_N_RANGE, reference_D=(0.0, PYTHIA_MAX_TOKENS))
-    glue("scale_gap_N_factor", gap["N_factor"], display=False)
-    glue("scale_gap_D_factor", gap["D_factor"], display=False)
-    display(Markdown(
-        f"The fitted rows span N = {gap['N_min']:,.0f} to {gap['N_max']:,.0f} non-embedding parameters "
-        f"({gap['N_decades']:.2f} decades) and D = {gap['D_min']:,.0f} to {gap['D_max']:,.0f} training tokens "
-        f"({gap['D_decades']:.2f} decades). Pythia spans {PYTHIA_N_RANGE[0]:.0e} to {PYTHIA_N_RANGE[1]:.1e} "
-        f"parameters and up to {PYTHIA_MAX_TOKENS:.0e} tokens: its largest model is **{gap['N_factor']:,.0f} times** "
-        f"our largest fitted model, and its token count **{gap['D_factor']:,.0f} times** ours."
-    ))
+
+# %% [markdown]
+# ## The error model
+#
+# Each row's variance is the sum of three measured components (`qid.errormodel`): the eval-window standard
+# error of its paired loss difference; the variance across calibration seeds (GPTQ and AWQ, from the
+# checkpoints measured with seeds 0, 1, 2, pooled per size × bits × method); and the variance across training
+# seeds (from cosine runs trained with seeds 0 and 1 at the same size and rung: half the squared difference,
+# less the two window variances and the calibration variance, pooled per size × bits). The table gives the
+# median standard deviation of each component over the fitted rows, per bit width, in nats.
+
+# %% tags=["hide-input"]
+components = rows.assign(window=np.sqrt(rows["var_window"]), calibration=np.sqrt(rows["var_calibration"]),
+                         training=np.sqrt(rows["var_training"]))
+component_table = components.groupby("bits")[["qid", "window", "calibration", "training", suitefits.TOTAL_ERROR]].median()
+component_table = component_table.rename(columns={"qid": "median QiD", suitefits.TOTAL_ERROR: "total"})
+display(component_table.style.format("{:.3g}"))
+n_pairs = len(error_summary["pairs"])
+n_calibration = len(error_summary["calibration_cells"])
+sources = rows["training_from"].value_counts().to_dict()
+dominant = component_table[["window", "calibration", "training"]].median().idxmax()
+glue("error_dominant_component", dominant, display=False)
+display(Markdown(
+    f"The calibration component rests on {n_calibration} checkpoint cells with repeated calibration seeds; the "
+    f"training component on {n_pairs} seed pairs (rows get it from: "
+    + ", ".join(f"{source} {count}" for source, count in sources.items())
+    + f"). Across bit widths the largest component is typically **{dominant}**: "
+    + ("a window standard error alone would overstate the precision of every row." if dominant != "window" else
+       "the eval windows limit the precision of a row more than seeds do.")
+))
 
 # %% [markdown]
 # ## The fits
 #
-# Every model is fitted to the same rows by least squares on log-QiD residuals (`LOSS`; Huber in the
-# sensitivity check), from a grid of starts, with a seeded bootstrap over rows for intervals:
-#
-# - **unified**: $\mathrm{QiD} = k\,D^{\beta}/(N^{\alpha}P^{\gamma})$, the paper's main law;
-# - **per-bit**: $\mathrm{QiD}_P = k_P\,D^{\beta_P}/N^{\alpha_P}$, one law per bit width (chapter 1 found
-#   that the paper's Table 1 was computed from such laws);
-# - **Kumar et al.'s** $\delta_{\mathrm{PTQ}} = C_T\,D^{\gamma_D}N^{-\gamma_N}e^{-P/\gamma_{\mathrm{post}}}$;
-# - the three **separate laws**, QiD against one variable at a time. The paper prints only their exponents.
-#   We fit them two ways: *pooled*, one prefactor for all rows (a law of one variable asked to describe
-#   everything), and *within slices*, the reading of a one-factor-at-a-time law: one exponent shared by all
-#   slices of the data in which the other two variables are fixed (e.g. every checkpoint of one size at one
-#   bit width, for $D$), and one free prefactor per slice. The within-slice fit is closed-form least squares
-#   in logs; its interval comes from the same kind of bootstrap.
+# The unified law $\mathrm{QiD} = k\,D^{\beta}/(N^{\alpha}P^{\gamma})$, Kumar et al.'s
+# $\delta_{\mathrm{PTQ}} = C_T\,D^{\gamma_D}N^{-\gamma_N}e^{-P/\gamma_{\mathrm{post}}}$ and one law
+# $k_P D^{\beta_P}/N^{\alpha_P}$ per bit width, each fitted to the same rows: least squares on
+# (QiD − law) / SE, the Gaussian likelihood with the known variances, plus (with `EXTRA_SCATTER`) a relative
+# scatter τ fitted by maximum likelihood for whatever the measured components miss. Exponents may take either
+# sign (their bounds are ±3, ±20 for γ). Intervals are bootstrap percentiles: each replicate draws training
+# lineages with replacement (design × size × seed: every checkpoint of a run moves together) and, where window
+# losses exist, re-measures every QiD on resampled eval windows.
 
 # %%
-law_fits = analysis.fit_law_set(rows, **fit_options)
-unified_fit = law_fits.fits.get("unified")
-kumar_fit = law_fits.fits.get("kumar")
-per_bit_fits = law_fits.per_bit
-if unified_fit is not None:
-    print(unified_fit.fit_report())
+responses = None
+if window_losses is not None:
+    responses = window_bootstrap_qid(rows, window_losses, BOOTSTRAP_SAMPLES, SEED)
+fits = suitefits.fit_suite_laws(rows, extra_scatter=EXTRA_SCATTER, bootstrap=BOOTSTRAP_SAMPLES, seed=SEED,
+                                confidence=CONFIDENCE, responses=responses)
+unified, kumar = fits["ouyang_unified"], fits["kumar_ptq"]
+print(unified.fit_report())
+print(f"extra relative scatter: {unified.extra_scatter}; bootstrap: {unified.bootstrap['method'] if unified.bootstrap else 'none'}")
 
 # %% tags=["hide-input"]
-if law_fits.skipped:
-    display(Markdown("**Fits the rows cannot support** (skipped, with the reason):\n\n"
-                     + "\n".join(f"- `{name}`: {reason}" for name, reason in law_fits.skipped.items())))
-for bits, fit in per_bit_fits.items():
-    print(f"--- {bits}-bit law")
-    print(fit.fit_report())
-if kumar_fit is not None:
-    print("--- Kumar et al.'s delta_PTQ")
-    print(kumar_fit.fit_report())
+problems = []
+for label, fit in [("unified", unified), ("Kumar", kumar)] + [(f"{bits}-bit", fit) for bits, fit in fits["ouyang_per_bit"].items()]:
+    if not fit.converged:
+        problems.append(f"the {label} fit did not converge ({fit.message})")
+    problems += [f"the {label} fit is not identified: {reason}" for reason in fit.identification]
+display(Markdown("**Fit warnings:** " + "; ".join(problems) + "." if problems else
+                 "Every fit converged, and every parameter is identified by the data (no variable constant, no "
+                 "parameter at a bound, a full-rank Jacobian)."))
+if WRITE_FITS:
+    unified.save(f"{FITS_DIR}/{PRESET_NAME}_suite_unified_{METHOD}.json")
+    kumar.save(f"{FITS_DIR}/{PRESET_NAME}_suite_kumar_{METHOD}.json")
+    for bits, fit in fits["ouyang_per_bit"].items():
+        fit.save(f"{FITS_DIR}/{PRESET_NAME}_suite_per_bit_P{bits}_{METHOD}.json")
 
 # %% [markdown]
-# The main fits are saved as JSON for later chapters and the command line
-# (`qid predict --law ouyang_unified --params data/fits/cpu_suite_unified_gptq.json --N 7e10 --D 1e14 --P 4`):
-
-# %%
-saved = {}
-if FITS_DIR is not None:
-    for name, fit in [("unified", unified_fit), ("kumar", kumar_fit),
-                      *[(f"per_bit_P{bits}", fit) for bits, fit in per_bit_fits.items()]]:
-        if fit is not None:
-            saved[name] = fit.save(Path(FITS_DIR) / f"{PRESET_NAME}_suite_{name}_{METHOD}.json")
-pd.DataFrame({"file": {name: str(path) for name, path in saved.items()}})
-
-# %% [markdown]
-# ## Our exponents beside the published ones
-#
-# Estimates with their standard errors (lmfit's covariance, or OLS for the within-slice fits) and
-# `CONFIDENCE` bootstrap percentile intervals; "published" is the paper's value (for the per-bit laws: the
-# unified law's, which holds at every bit width if the unified law is right; for Kumar et al.'s law: their
-# published value, fitted on 30–220M-parameter models).
-
-# %%
-exponents = analysis.exponent_comparison(law_fits)
-exponents.style.format({"estimate": "{:.4g}", "stderr": "{:.2g}", "low": "{:.4g}", "high": "{:.4g}", "published": "{:.4g}"})
+# Our exponents beside the published ones, with their bootstrap intervals:
 
 # %% tags=["hide-input"]
-def glue_exponent(model: str, name: str, key: str) -> None:
-    match = exponents[(exponents["model"] == model) & (exponents["exponent"] == name)]
-    if len(match):
-        row = match.iloc[0]
-        glue(key, float(row["estimate"]), display=False)
-        glue(f"{key}_low", float(row["low"]) if np.isfinite(row["low"]) else None, display=False)
-        glue(f"{key}_high", float(row["high"]) if np.isfinite(row["high"]) else None, display=False)
-
-
+exponents = suitefits.exponent_table(fits)
 for name in ("alpha", "beta", "gamma"):
-    glue_exponent("unified", name, f"unified_{name}")
-for variable, name in (("D", "beta"), ("N", "alpha"), ("P", "gamma")):
-    glue_exponent(f"slices_{variable}", name, f"slices_{name}")
-for bits in per_bit_fits:
-    glue_exponent(f"per_bit_P{bits}", "beta", f"per_bit_beta_P{bits}")
-    glue_exponent(f"per_bit_P{bits}", "alpha", f"per_bit_alpha_P{bits}")
-
-plotted = exponents[exponents["exponent"].isin(["alpha", "beta", "gamma"])]
-if len(plotted):
-    panels = [name for name in ("alpha", "beta", "gamma") if name in set(plotted["exponent"])]
-    fig, axes = subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], panels):
-        part = plotted[plotted["exponent"] == name].reset_index(drop=True)
-        positions = np.arange(len(part))[::-1]
-        has_interval = np.isfinite(part["low"]) & np.isfinite(part["high"])
-        ax.errorbar(part["estimate"], positions,
-                    xerr=np.where(has_interval, [part["estimate"] - part["low"], part["high"] - part["estimate"]], 0.0),
-                    fmt="o", color="#34495e", capsize=3, label=f"ours ({CONFIDENCE:.0%} bootstrap)")
-        ax.scatter(part["published"], positions, marker="x", color="#c0392b", zorder=3, label="published")
-        ax.set_yticks(positions, part["model"])
-        ax.set_xlabel(f"{name} (dimensionless exponent)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
+    row = exponents[(exponents["law"] == "Ouyang unified") & (exponents["parameter"] == name)].iloc[0]
+    glue(f"unified_{name}", float(row["value"]), display=False)
+    glue(f"unified_{name}_low", float(row["low"]), display=False)
+    glue(f"unified_{name}_high", float(row["high"]), display=False)
+exponents.style.format({"value": "{:.4g}", "low": "{:.4g}", "high": "{:.4g}", "published": "{:.4g}"})
 
 # %% [markdown]
-# ## Which law describes our data best
+# ### α from four sizes
 #
-# All models are compared on the same rows. AIC and BIC are computed from the sum of squared log residuals
-# ($n\ln(\mathrm{RSS}/n)$ plus $2k$ or $k\ln n$ for $k$ free parameters; a within-slice model pays for every
-# slice's prefactor). The extrapolation columns hold out the largest model size (or the largest token count),
-# fit the rest and give the RMS log error of the prediction for the held-out rows (0.1 ≈ 10 %); they are
-# blank where a model cannot predict a new value of that variable (a within-slice prefactor belongs to one
-# slice).
-
-# %%
-comparison = analysis.compare_laws(law_fits)
-comparison.style.format({column: "{:.3g}" for column in comparison.columns if comparison[column].dtype.kind == "f"})
+# α is the exponent of model size, and the suite has only a handful of sizes: its uncertainty is that of a
+# slope through that many points. Holding β and γ at the fitted values, each size gets its own prefactor
+# $k_N$; −α is the slope of $\log k_N$ on $\log N$, with a *t* interval on $n - 2$ degrees of freedom.
 
 # %% tags=["hide-input"]
-if len(comparison):
-    best = comparison.iloc[0]
-    glue("best_law_aic", str(best["model"]), display=False)
-    glue("best_law_bic", str(comparison.sort_values("bic").iloc[0]["model"]), display=False)
-    for model in ("unified", "per_bit", "kumar"):
-        match = comparison[comparison["model"] == model]
-        for variable in ("N", "D"):
-            column = f"holdout_{variable}_rms_log_error"
-            if len(match) and column in match and np.isfinite(match[column].iloc[0]):
-                glue(f"{model}_holdout_{variable}", float(match[column].iloc[0]), display=False)
-    close = comparison[comparison["delta_aic"] < 2]["model"].tolist()
-    unified_row = comparison[comparison["model"] == "unified"]
-    display(Markdown(
-        f"The lowest AIC is that of **{best['model']}** ({best['description']}), with an RMS log residual of "
-        f"{best['rms_log_residual']:.3f}; "
-        + (f"{', '.join(close[1:])} {'is' if len(close) == 2 else 'are'} within 2 AIC units of it. " if len(close) > 1 else "no other model is within 2 AIC units. ")
-        + f"The lowest BIC, which penalises parameters more, is that of **{comparison.sort_values('bic').iloc[0]['model']}**. "
-        + (f"The unified law's held-out errors are {unified_row['holdout_N_rms_log_error'].iloc[0]:.2f} (largest size) and "
-           f"{unified_row['holdout_D_rms_log_error'].iloc[0]:.2f} (largest token count) in log units."
-           if len(unified_row) and {'holdout_N_rms_log_error', 'holdout_D_rms_log_error'} <= set(unified_row.columns) else "")
-    ))
-else:
-    glue("best_law_aic", "none", display=False)
-    display(Markdown("**No law could be fitted**: the table has too few significant rows (see the skipped fits above). "
-                     "Measure more checkpoints, a lower bit width, or lower `MIN_SIGMA`."))
+prefactors = suitefits.size_prefactors(rows, unified)
+slope = suitefits.few_point_slope(prefactors["log_N"], prefactors["log_k"], CONFIDENCE)
+glue("alpha_slope", -slope["slope"], display=False)
+glue("alpha_slope_low", -slope["high"], display=False)
+glue("alpha_slope_high", -slope["low"], display=False)
+display(Markdown(
+    f"From {len(prefactors)} sizes: α = {-slope['slope']:.3f}, {CONFIDENCE:.0%} interval "
+    f"[{-slope['high']:.3f}, {-slope['low']:.3f}] (t quantile {slope.get('t_quantile', math.nan):.2f} on "
+    f"{slope['dof']} degrees of freedom), against the unified fit's bootstrap interval "
+    f"[{unified.intervals['alpha'][0]:.3f}, {unified.intervals['alpha'][1]:.3f}]." if unified.intervals else
+    f"From {len(prefactors)} sizes: α = {-slope['slope']:.3f} (no bootstrap interval to compare)."
+))
 
 # %% [markdown]
-# ### Residuals
+# ## Residuals
 #
-# Log residuals ($\log$ measured $-$ $\log$ fitted QiD) of the unified and per-bit laws against training tokens
-# and model size. A law that describes the data leaves no trend; a bend against $D$ means QiD does not grow as
-# a single power of tokens at our scale.
+# Standardized residuals (measured − fitted, in total standard errors) of the unified law against training
+# tokens, one colour per bit width. Without structure they scatter around zero within about ±2.
 
 # %% tags=["hide-input"]
-def residual_frame(fits: dict) -> pd.DataFrame:
-    """Rows with the log residual of each fit (keyed by a label)."""
-    frames = []
-    for label, (fit, mask) in fits.items():
-        part = rows[mask].copy()
-        part["residual"] = np.log(part["qid"]) - np.log(fit.predict(N=part["N"].to_numpy(), D=part["D"].to_numpy(),
-                                                                    P=part["P"].to_numpy()))
-        part["fit"] = label
-        frames.append(part)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-residual_fits = {}
-if unified_fit is not None:
-    residual_fits["unified"] = (unified_fit, np.ones(len(rows), dtype=bool))
-if per_bit_fits:
-    for bits, fit in per_bit_fits.items():
-        residual_fits[f"per-bit P={bits}"] = (fit, (rows["P"] == bits).to_numpy())
-residuals = residual_frame(residual_fits)
-if len(residuals):
-    fig, axes = subplots(2, 2, figsize=(9, 6), sharey=True)
-    sizes = sorted(rows["N"].unique())
-    markers = dict(zip(sizes, "osD^v<>p"))
-    for row_index, kind in enumerate(["unified", "per-bit"]):
-        part = residuals[residuals["fit"].str.startswith(kind)]
-        for col_index, variable in enumerate(["D", "N"]):
-            ax = axes[row_index][col_index]
-            for (bits, size), group in part.groupby(["P", "N"]):
-                ax.scatter(group[variable], group["residual"], color=bit_color(int(bits)), marker=markers.get(size, "o"),
-                           s=22, label=f"{int(bits)}-bit, N={size:,.0f}" if col_index == 0 else None)
-            ax.axhline(0, color="0.3", lw=0.8)
-            log_axes(ax, y=False)
-            ax.set_xlabel("training tokens D" if variable == "D" else "non-embedding parameters N")
-            ax.set_title(f"{kind} law", fontsize=10)
-        axes[row_index][0].set_ylabel("log residual (nats ratio)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=7)
-else:
-    display(Markdown("No residuals to show: neither the unified nor a per-bit law could be fitted."))
+standardized = (rows["qid"] - unified.predict(N=rows["N"].to_numpy(), D=rows["D"].to_numpy(), P=rows["P"].to_numpy())) / rows[suitefits.TOTAL_ERROR]
+fig, ax = subplots()
+for bits, group in rows.groupby("bits"):
+    ax.scatter(group["D"], standardized[group.index], s=12, color=bit_color(bits), label=f"{bits} bits")
+ax.axhline(0, color="0.3", lw=0.8)
+for level in (-2, 2):
+    ax.axhline(level, color="0.6", lw=0.6, ls="--")
+log_axes(ax, y=False)
+ax.set_xlabel("training tokens D")
+ax.set_ylabel("standardized residual (total SE)")
+ax.legend(fontsize=8)
+glue("unified_residual_rms", float(np.sqrt(np.mean(standardized**2))), display=False)
 
 # %% [markdown]
-# ### The fits in our own regime
+# ## Which law describes the data best
 #
-# Measured QiD (points with $\pm 2$ standard errors; hollow: dropped as not significant) and the unified fit
-# (lines, with its bootstrap band) for each size and bit width. Right of the dotted line, the fit is extrapolated
-# beyond the largest token count of any fitted row.
+# AIC, AICc (small-sample corrected) and BIC from each law's likelihood on the same rows; the per-bit laws'
+# likelihoods are summed over bit widths and their parameters counted together. Then one common hold-out:
+# every row of the largest size and each other size's largest D/N rung is held out, each law is refitted on
+# the rest, and all are scored on the same held-out rows (RMS error in total standard errors, and in nats).
 
 # %% tags=["hide-input"]
-if unified_fit is not None:
-    candidates = analysis.select_fit_rows(measured, **{**selection, "min_sigma": 0.0})[0]
-    all_candidates = measured[(measured["method"] == METHOD) & measured["bits"].isin(BITS)
-                              & measured["phase"].isin(PHASES) & measured["design"].isin(DESIGNS)]
-    sizes = sorted(rows["N"].unique())
-    fig, axes = subplots(1, len(sizes), figsize=(3.3 * len(sizes), 3.6), sharey=True, squeeze=False)
-    d_max = rows["D"].max()
-    grid = np.logspace(np.log10(rows["D"].min()) - 0.3, np.log10(d_max) + 1.0, 80)
-    for ax, size in zip(axes[0], sizes):
-        for bits in BITS:
-            color = bit_color(bits)
-            kept = rows[(rows["N"] == size) & (rows["P"] == bits)]
-            dropped = all_candidates[(all_candidates["N"] == size) & (all_candidates["bits"] == bits)
-                                     & ~(all_candidates["qid"] > MIN_SIGMA * all_candidates["qid_se"])
-                                     & (all_candidates["qid"] > 0)]
-            ax.errorbar(kept["D"], kept["qid"], yerr=2 * kept["qid_se"], fmt="o", color=color, ms=4, capsize=2,
-                        label=f"{bits}-bit")
-            ax.scatter(dropped["tokens"], dropped["qid"], facecolors="none", edgecolors=color, s=18)
-            prediction, low, high = analysis.prediction_band(unified_fit, CONFIDENCE, N=size, D=grid, P=bits)
-            ax.plot(grid, prediction, color=color, lw=1.2)
-            if np.isfinite(low).all():
-                ax.fill_between(grid, low, high, color=color, alpha=0.15, lw=0)
-        ax.axvline(d_max, color="0.3", ls=":", lw=1)
-        log_axes(ax)
-        ax.set_xlabel("training tokens D")
-        ax.set_title(f"N = {size:,.0f}", fontsize=10)
-    axes[0][0].set_ylabel("QiD (nats per token)")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
-
-# %% [markdown]
-# ## Table 1 from our fits
-#
-# The paper's Table 1 asks how many training tokens a 1B–405B model can take before its QiD reaches 0.2–0.5
-# nats. Below, the same cells are solved from our unified law and from our per-bit laws, with `CONFIDENCE`
-# bootstrap intervals, beside the published values (trillions of tokens). Table 1 uses nominal sizes
-# (chapter 1); our $N$ counts non-embedding parameters, a difference far smaller than the extrapolation
-# itself, which spans the full scale gap stated above.
-
-# %%
-table1 = load_ouyang_table1(TABLE1_CSV)
-threshold_rows = {}
-if unified_fit is not None:
-    threshold_rows["ours, unified"] = analysis.tokens_to_threshold_table(
-        table1, {bits: unified_fit for bits in table1["P"].unique()}, CONFIDENCE)
-if per_bit_fits:
-    threshold_rows["ours, per-bit"] = analysis.tokens_to_threshold_table(table1, per_bit_fits, CONFIDENCE)
-projected_table1 = table1[["size", "bits", "qid_threshold", "tokens_trillions"]].rename(
-    columns={"tokens_trillions": "published"})
-for label, frame in threshold_rows.items():
-    projected_table1[label] = frame["tokens"].to_numpy() / 1e12
-    projected_table1[f"{label} low"] = frame["tokens_low"].to_numpy() / 1e12
-    projected_table1[f"{label} high"] = frame["tokens_high"].to_numpy() / 1e12
-projected_table1.style.format({column: "{:.3g}" for column in projected_table1.columns if projected_table1[column].dtype.kind == "f"}).hide(axis="index")
+comparison = suitefits.compare_laws(fits)
+glue("best_law_aicc", comparison["law"].iloc[0], display=False)
+glue("best_law_aic", comparison.sort_values("AIC")["law"].iloc[0], display=False)
+display(comparison.style.format({"log_likelihood": "{:.2f}", "AIC": "{:.2f}", "AICc": "{:.2f}", "BIC": "{:.2f}", "ΔAICc": "{:.2f}"}))
 
 # %% tags=["hide-input"]
-if threshold_rows:
-    def ratio_summary(label: str) -> str:
-        ratio = projected_table1[label] / projected_table1["published"]
-        finite = ratio[np.isfinite(ratio) & (ratio > 0)]
-        if not len(finite):
-            return f"{label}: no finite cell"
-        glue(f"table1_{label.split(', ')[1].replace('-', '_')}_median_ratio", float(finite.median()), display=False)
-        return (f"{label}: median ratio to the published tokens {finite.median():.3g} "
-                f"(range {finite.min():.2g}–{finite.max():.2g})")
-
-    display(Markdown(
-        "Ratio of our projected tokens to the published ones, over the cells of Table 1 — "
-        + "; ".join(ratio_summary(label) for label in threshold_rows) + ". "
-        + "These projections extrapolate our fits from at most a few million parameters and tokens to models "
-        "of 1B–405B parameters trained on trillions of tokens; the bootstrap intervals show only the "
-        "statistical part of the uncertainty, not whether the power law holds across that gap."
-    ))
-else:
-    display(Markdown("No Table 1 projection: neither the unified nor a per-bit law could be fitted to these rows."))
+held_out = suitefits.common_holdout(rows)
+holdout = suitefits.holdout_scores(rows, held_out, EXTRA_SCATTER, SEED)
+glue("best_law_holdout", holdout["law"].iloc[0], display=False)
+display(holdout.style.format({"rms_standardized": "{:.3g}", "rms_nats": "{:.3g}", "mean_error_nats": "{:.3g}"}))
+display(Markdown(
+    f"By AICc the best law is **{comparison['law'].iloc[0]}** (next: {comparison['law'].iloc[1]}, "
+    f"ΔAICc = {comparison['ΔAICc'].iloc[1]:.1f}); on the common hold-out ({int(held_out.sum())} rows) the best is "
+    f"**{holdout['law'].iloc[0]}** (RMS {holdout['rms_standardized'].iloc[0]:.2f} SE)."
+))
 
 # %% [markdown]
-# ## Figure 1 from our fits
+# ## Projections that know their limits
 #
-# QiD of 7B, 70B and 405B models as training grows to $10^{14}$ tokens: our unified law (solid, with its
-# bootstrap band) beside the published unified law (dashed). The grey band on the left marks the token range of
-# our fitted rows; everything else, and every model size here, is extrapolation (our largest model has a few
-# million parameters).
+# ### At our scale
+#
+# The unified law with its bootstrap band for every size of the suite, over a decade beyond the data on
+# either side; the grey span is where we have measurements. Our 16-bit loss law (Chinchilla's form, fitted to
+# the cosine runs' final checkpoints) gives the ceiling $\ln V - \mathrm{Loss}_{16}$ above which the
+# quantized model would be worse than a uniform guess over our {VOCAB_SIZE}-token vocabulary; curves are capped
+# there and the cap is marked.
+
+# %% tags=["hide-input"]
+chinchilla = get_law("chinchilla")
+try:
+    loss_law = suitefits.loss16_fit(measured, designs=designs, phases=["final"] if "final" in phases else phases)
+except DataError as error:  # too few finished checkpoints for the 16-bit law: no ceiling at our scale
+    loss_law = None
+    display(Markdown(f"Our 16-bit loss law could not be fitted ({error}); the curves below are not capped."))
+tokens_low, tokens_high = rows["D"].min(), rows["D"].max()
+grid = np.logspace(math.log10(tokens_low) - 1, math.log10(tokens_high) + 1, 120)
+fig, axes = subplots(1, len(BITS), figsize=(4.0 * len(BITS), 3.8), sharey=True)
+capped_anywhere = False
+for ax, bits in zip(np.atleast_1d(axes), BITS):
+    for N in sorted(rows["N"].unique()):
+        central = unified.predict(N=N, D=grid, P=bits)
+        if loss_law is not None:
+            shown, flagged = capped_qid(chinchilla(loss_law.params, N=N, D=grid), central, VOCAB_SIZE)
+        else:
+            shown, flagged = central, np.zeros(len(grid), dtype=bool)
+        capped_anywhere |= bool(flagged.any())
+        line, = ax.plot(grid, shown, lw=1.2, label=f"N = {N:,.0f}")
+        if unified.bootstrap_samples():
+            low, high = unified.prediction_interval(N=N, D=grid, P=bits)
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, lw=0)
+        if flagged.any():
+            ax.plot(grid[flagged], shown[flagged], "x", ms=3, color=line.get_color())
+        measured_here = rows[(rows["N"] == N) & (rows["bits"] == bits)]
+        ax.scatter(measured_here["D"], measured_here["qid"].clip(lower=1e-5), s=8, color=line.get_color())
+    ax.axvspan(tokens_low, tokens_high, color="0.9", zorder=0)
+    log_axes(ax)
+    ax.set_xlabel("training tokens D")
+    ax.set_title(f"{bits} bits", fontsize=10)
+np.atleast_1d(axes)[0].set_ylabel("QiD (nats per token)")
+np.atleast_1d(axes)[-1].legend(fontsize=7)
+ceiling_note = ("Some curves reach the worse-than-uniform ceiling (marked ×) inside the plotted range." if capped_anywhere
+                else "No curve reaches the worse-than-uniform ceiling in the plotted range." if loss_law is not None
+                else "Without a 16-bit loss law the ceiling is not drawn.")
+display(Markdown(ceiling_note
+                 + " Measured points below 1e-5 nats (zero or negative QiD) are drawn at 1e-5."))
+
+# %% [markdown]
+# ### Critical data size
+#
+# Past some number of training tokens, more data makes the *quantized* model worse: Loss$_{16}$ falls ever
+# more slowly while QiD keeps growing. The critical data size is where their sum is lowest. From the published
+# laws (Ouyang et al.'s unified law with the 16-bit loss law they fitted on Pythia; Kumar et al.'s
+# δ$_{\mathrm{PTQ}}$ with their base law, in both readings of their offset $b$) and from ours (our unified QiD
+# law with the Pythia loss law, so that only the QiD law differs), for model sizes of 1B–405B:
+
+# %% tags=["hide-input"]
+pythia_loss = get_law("pythia_loss16")
+pythia_params = pythia_loss.parameter_sets["published"].values
+ouyang = get_law("ouyang_unified")
+kumar_law = get_law("kumar_ptq")
+kumar_base = chinchilla.parameter_sets["kumar_base"].values
+models = {
+    "Ouyang (published) + Pythia loss": (lambda N, D: pythia_loss(pythia_params, N=N, D=D),
+                                         lambda N, D, P: ouyang(ouyang.parameter_sets["published"].values, N=N, D=D, P=P)),
+    "Kumar (b left out) + Kumar base": (lambda N, D: chinchilla(kumar_base, N=N, D=D),
+                                        lambda N, D, P: kumar_law(kumar_law.parameter_sets["published"].values, N=N, D=D, P=P)),
+    "Kumar (× e^b) + Kumar base": (lambda N, D: chinchilla(kumar_base, N=N, D=D),
+                                   lambda N, D, P: kumar_law(kumar_law.parameter_sets["published_with_offset"].values, N=N, D=D, P=P)),
+    "ours (unified) + Pythia loss": (lambda N, D: pythia_loss(pythia_params, N=N, D=D),
+                                     lambda N, D, P: unified.predict(N=N, D=D, P=P)),
+}
+critical = critical_data_table(models, PROJECTION_SIZES, PROJECTION_BITS)
+critical_wide = critical.pivot_table(index=["size", "bits"], columns="model", values="D_star", sort=False)
+display(critical_wide.style.format("{:.3g}"))
+
+fig, ax = subplots()
+styles = dict(zip(models, ["-", ":", "-.", "--"]))
+for (label, bits), group in critical.groupby(["model", "bits"], sort=False):
+    ax.plot(group["N"], group["D_star"], ls=styles[label], marker="o", ms=3, color=bit_color(bits),
+            label=f"{label}, {bits} bits")
+log_axes(ax)
+ax.set_xlabel("model size N (parameters)")
+ax.set_ylabel("critical data size D* (tokens)")
+ax.legend(fontsize=6, ncol=2)
+ours_7b_4 = critical[(critical["model"] == "ours (unified) + Pythia loss") & (critical["size"] == "7B") & (critical["bits"] == 4)]
+if len(ours_7b_4):
+    glue("ours_critical_7b_4bit", float(ours_7b_4["D_star"].iloc[0]), display=False)
+
+# %% [markdown]
+# At our own scale the same question has a measured answer: for each size and bit width, the training tokens
+# where our 16-bit loss law plus our QiD law is lowest, against the checkpoint where the measured
+# Loss$_{16}$ + QiD is lowest (cosine final checkpoints, seed 0).
+
+# %% tags=["hide-input"]
+own_rows = []
+loss_params = loss_law.params if loss_law is not None else None
+finals = measured[measured["design"].isin(designs) & (measured["phase"] == "final") & (measured["method"] == METHOD)
+                  & (measured["train_seed"] == 0)]
+for N in sorted(rows["N"].unique()) if loss_params is not None else []:
+    for bits in BITS:
+        tokens, lowest = critical_data_size(lambda D, N=N: chinchilla(loss_params, N=N, D=D),
+                                            lambda D, N=N, bits=bits: unified.predict(N=N, D=D, P=bits), 1e3, 1e14)
+        cells = finals[(finals["N"] == N) & (finals["bits"] == bits)].groupby("tokens")[["loss_16", "qid"]].mean()
+        best_measured = float((cells["loss_16"] + cells["qid"]).idxmin()) if len(cells) else math.nan
+        own_rows.append({"N": N, "bits": bits, "D* from our laws": tokens, "lowest measured checkpoint": best_measured,
+                         "largest measured": float(cells.index.max()) if len(cells) else math.nan})
+own_critical = pd.DataFrame(own_rows, columns=["N", "bits", "D* from our laws", "lowest measured checkpoint", "largest measured"])
+display(own_critical.style.format({"N": "{:,.0f}", "D* from our laws": "{:.3g}", "lowest measured checkpoint": "{:.3g}",
+                                   "largest measured": "{:.3g}"}))
+
+# %% [markdown]
+# ### Figure 1 of the paper from our fit
+#
+# QiD of Pythia-sized models after `MAX_TOKENS` training tokens from our unified law, with its bootstrap
+# interval, beside the published law. These extrapolate over four to six decades in N and D; any value past the
+# worse-than-uniform bound (Pythia's loss law plus QiD above $\ln$ of Pythia's vocabulary) is capped at the
+# bound and flagged: such a number only says the law has left its range.
 
 # %% tags=["hide-input"]
 projection_rows = []
-if unified_fit is not None:
-    tokens = np.logspace(np.log10(max(1.0, rows["D"].min())), math.log10(MAX_TOKENS), 150)
-    fig, axes = subplots(1, len(PROJECTION_SIZES), figsize=(4.0 * len(PROJECTION_SIZES), 4.0), sharey=True, squeeze=False)
-    for ax, size in zip(axes[0], PROJECTION_SIZES):
-        ax.axvspan(rows["D"].min(), rows["D"].max(), color="0.85", label="token range of our data")
-        for bits in BITS:
-            color = bit_color(bits)
-            prediction, low, high = analysis.prediction_band(unified_fit, CONFIDENCE, N=size, D=tokens, P=bits)
-            ax.plot(tokens, prediction, color=color, label=f"{bits}-bit, our fit")
-            if np.isfinite(low).all():
-                ax.fill_between(tokens, low, high, color=color, alpha=0.15, lw=0)
-            ax.plot(tokens, unified_law(published, N=size, D=tokens, P=bits), color=color, ls="--", label=f"{bits}-bit, published")
-            end = analysis.prediction_band(unified_fit, CONFIDENCE, N=size, D=np.array([MAX_TOKENS]), P=bits)
-            projection_rows.append({"N": size, "bits": bits, "ours": float(end[0][0]), "ours low": float(end[1][0]),
-                                    "ours high": float(end[2][0]),
-                                    "published": float(unified_law(published, N=size, D=MAX_TOKENS, P=bits))})
-        log_axes(ax)
-        ax.set_ylim(1e-6, 1e3)
-        ax.set_xlabel("training tokens D")
-        ax.set_title(f"N = {size:.3g} parameters", fontsize=10)
-    axes[0][0].set_ylabel("predicted QiD (nats per token)")
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=8)
-else:
-    display(Markdown("No Figure 1 projection: the unified law could not be fitted to these rows."))
-
-# %% [markdown]
-# QiD at $D = $ `MAX_TOKENS` (nats per token), ours with its bootstrap interval, and the published law's:
-
-# %% tags=["hide-input"]
+for size, N in PROJECTION_SIZES.items():
+    loss16_at_max = float(pythia_loss(pythia_params, N=N, D=MAX_TOKENS))
+    for bits in PROJECTION_BITS:
+        ours = float(unified.predict(N=N, D=MAX_TOKENS, P=bits))
+        low, high = (unified.prediction_interval(N=N, D=MAX_TOKENS, P=bits) if unified.bootstrap_samples() else (math.nan, math.nan))
+        published_value = float(ouyang(ouyang.parameter_sets["published"].values, N=N, D=MAX_TOKENS, P=bits))
+        ours_capped, ours_flag = capped_qid(loss16_at_max, ours, PYTHIA_VOCAB_SIZE)
+        published_capped, published_flag = capped_qid(loss16_at_max, published_value, PYTHIA_VOCAB_SIZE)
+        projection_rows.append({"size": size, "bits": bits, "ours (capped)": float(ours_capped),
+                                "ours low": float(min(low, ours_capped)), "ours high": float(min(high, ours_capped)),
+                                "ours past ln V": bool(ours_flag), "published (capped)": float(published_capped),
+                                "published past ln V": bool(published_flag)})
 projection = pd.DataFrame(projection_rows)
-if len(projection):
-    largest = projection[projection["N"] == max(PROJECTION_SIZES)]
-    for row in largest.itertuples(index=False):
-        glue(f"projection_{int(row.bits)}bit_largest_ours", row.ours, display=False)
-    display(projection.style.format({"N": "{:.3g}", "ours": "{:.3g}", "ours low": "{:.3g}", "ours high": "{:.3g}",
-                                     "published": "{:.3g}"}).hide(axis="index"))
-
-# %% [markdown]
-# ## How much the conclusions depend on the choices
-#
-# The unified law and the within-slice token exponent refitted (point estimates with lmfit or OLS standard
-# errors, no bootstrap) with one choice changed at a time: the significance threshold, the quantizer, Huber
-# instead of least squares, the warmup checkpoints kept, and the points of the other schedule designs added.
-
-# %%
-variants = {f"main ({MIN_SIGMA:g} σ, {METHOD}, {LOSS})": {}}
-for sigma in SIGMA_THRESHOLDS:
-    if sigma != MIN_SIGMA:
-        variants[f"threshold {sigma:g} σ"] = {"min_sigma": sigma}
-if COMPARISON_METHOD and COMPARISON_METHOD != METHOD:
-    variants[f"{COMPARISON_METHOD} instead of {METHOD}"] = {"method": COMPARISON_METHOD}
-other_loss = "huber" if LOSS == "least_squares" else "least_squares"
-variants[f"{other_loss} (δ = {HUBER_DELTA:g})" if other_loss == "huber" else other_loss] = {"loss": other_loss}
-if DROP_WARMUP and warmup_steps:
-    variants["warmup checkpoints kept"] = {"min_step": 0}
-for design, phases in OTHER_PHASES.items():
-    if design not in DESIGNS and (measured["design"] == design).any():
-        variants[f"+ {design} points"] = {"designs": [*DESIGNS, design], "phases": [*PHASES, *phases]}
-sensitivity = analysis.sensitivity_table(measured, selection, variants, loss=LOSS, delta=HUBER_DELTA,
-                                         slice_tolerance=SLICE_TOLERANCE)
-sensitivity.drop(columns=["note"]).style.format(
-    {column: "{:.3g}" for column in sensitivity.columns if sensitivity[column].dtype.kind == "f"}).hide(axis="index")
-
-# %% tags=["hide-input"]
-threshold_part = sensitivity[sensitivity["variant"].str.startswith(("main", "threshold"))]
-finite_beta = threshold_part["unified beta"].dropna()
-if len(finite_beta) >= 2:
-    spread = float(finite_beta.max() - finite_beta.min())
-    typical_se = float(np.nanmedian(threshold_part["unified beta stderr"]))
-    glue("threshold_beta_spread", spread, display=False)
-    display(Markdown(
-        f"Across significance thresholds of {', '.join(f'{s:g}' for s in SIGMA_THRESHOLDS)} standard errors, the "
-        f"unified law's token exponent β ranges over {finite_beta.min():.3f}–{finite_beta.max():.3f} (a spread of "
-        f"{spread:.3f}, against a typical standard error of {typical_se:.3f}): "
-        + ("**the threshold does not change the conclusion about β**." if spread <= 2 * typical_se else
-           "**the threshold matters**: raising it keeps only the largest QiDs, and β moves by more than two "
-           "standard errors. Conclusions about β hold only as stated for the main threshold.")
-    ))
-notes = sensitivity[sensitivity["note"] != ""]
-if len(notes):
-    display(Markdown("Variants with fits the rows could not support:\n\n"
-                     + "\n".join(f"- {row.variant}: {row.note}" for row in notes.itertuples(index=False))))
+glue("projection_flagged", int(projection["ours past ln V"].sum() + projection["published past ln V"].sum()), display=False)
+glue("projection_max_printed", float(projection[["ours (capped)", "published (capped)"]].max().max()), display=False)
+display(projection.style.format({"ours (capped)": "{:.3g}", "ours low": "{:.3g}", "ours high": "{:.3g}", "published (capped)": "{:.3g}"}))
+display(Markdown(
+    f"The largest QiD printed is {projection[['ours (capped)', 'published (capped)']].max().max():.3g} nats (the cap: "
+    f"$\\ln {PYTHIA_VOCAB_SIZE:,} = {uniform_guess_loss(PYTHIA_VOCAB_SIZE):.2f}$ nats minus the 16-bit loss); "
+    f"{int(projection['ours past ln V'].sum())} of our and {int(projection['published past ln V'].sum())} of the "
+    f"published projections are past the bound and flagged."
+))
 
 # %% [markdown]
 # ## Summary
 
 # %% tags=["hide-input"]
-lines = [f"- **{n_points} measured {METHOD.upper()} rows** entered the fits ({n_dropped} dropped as not "
-         f"significantly above zero at {MIN_SIGMA:g} σ), from models of at most {rows['N'].max():,.0f} parameters "
-         f"trained on at most {rows['D'].max():,.0f} tokens." if n_points else
-         f"- **No measured row** of `{QID_TABLE}` is significantly above zero at {MIN_SIGMA:g} σ: nothing could be fitted."]
-if unified_fit is not None:
-    ci = unified_fit.intervals or {}
+gap = scale_gap(measured)
+glue("scale_gap_N_factor", float(gap["N_factor"]), display=False)
+published_unified = ouyang.parameter_sets["published"].values
 
-    def with_interval(name: str) -> str:
-        interval = ci.get(name)
-        text = f"{unified_fit.params[name]:.3g}"
-        return text + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
 
-    lines.append(f"- Unified law on our data: α = {with_interval('alpha')}, β = {with_interval('beta')}, "
-                 f"γ = {with_interval('gamma')} ({CONFIDENCE:.0%} bootstrap intervals); published α = {published['alpha']}, "
-                 f"β = {published['beta']}, γ = {published['gamma']}.")
-    inside = exponents[exponents["model"] == "unified"].set_index("exponent")["published inside interval"]
-    lines.append("- Published exponents inside our intervals: "
-                 + ", ".join(f"{name} {'yes' if flag else 'no'}" for name, flag in inside.items()) + ".")
-if law_fits.slices:
-    lines.append("- Separate laws within slices: " + ", ".join(
-        f"{fit.exponent_name} = {fit.exponent:.3g}" + (f" [{fit.interval[0]:.3g}, {fit.interval[1]:.3g}]" if fit.interval else "")
-        + f" (published {fit.published})" for fit in law_fits.slices.values()) + ".")
-if len(comparison):
-    lines.append(f"- Best law by AIC: **{comparison.iloc[0]['model']}**; by BIC: "
-                 f"**{comparison.sort_values('bic').iloc[0]['model']}**.")
-if "gap" in globals() and n_points:
-    lines.append(f"- Scale gap: Pythia's largest model is {gap['N_factor']:,.0f}× our largest fitted model and its "
-                 f"300B tokens are {gap['D_factor']:,.0f}× our largest token count; every projection to Table 1 "
-                 "or Figure 1 sizes is an extrapolation across that gap.")
-display(Markdown("\n".join(lines)))
+def interval(name: str) -> str:
+    value = unified.params[name]
+    bounds = (unified.intervals or {}).get(name)
+    return f"{value:.3f} [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else f"{value:.3f}"
+
+
+display(Markdown(
+    ("- **Synthetic table: these numbers test the chapter, they are not measurements.**\n" if SYNTHETIC else "")
+    + f"- {len(rows)} rows from {n_sizes} sizes, every one kept ({below_two_se} within 2 SE of zero); each weighted by "
+    f"its total standard error (windows + calibration seed + training seed; largest component: {dominant}).\n"
+    f"- Unified law: α = {interval('alpha')}, β = {interval('beta')}, γ = {interval('gamma')} "
+    f"({CONFIDENCE:.0%} lineage{'+window' if responses is not None else ''} bootstrap), against the published "
+    f"α = {published_unified['alpha']}, β = {published_unified['beta']}, γ = {published_unified['gamma']}. "
+    f"α from {len(prefactors)} sizes with a t interval: {-slope['slope']:.3f} [{-slope['high']:.3f}, {-slope['low']:.3f}].\n"
+    f"- Best law by AICc on common rows: {comparison['law'].iloc[0]}; best on the common hold-out: {holdout['law'].iloc[0]}.\n"
+    f"- Projections are capped at the worse-than-uniform bound and flagged ({int(projection['ours past ln V'].sum())} "
+    "of ours at the projection points); the critical data size table compares the published laws and ours.\n"
+    f"- Pythia's largest model is {gap['N_factor']:,.0f}× our largest: every projection to it is an extrapolation."
+))
 
 # %% [markdown]
 # ## What's next
 #
-# The fits saved in `data/fits/` can be evaluated from the command line (`qid predict --params PATH`). A suite
-# trained further (the GPU preset: more tokens per model, a decade more in $N$) narrows the extrapolation; the
-# design comparison of chapter 3 says whether the token exponent is a property of quantization or of the
-# learning-rate schedule.
+# The schedule chapter asks whether QiD's growth with tokens follows the learning-rate schedule rather than
+# the token count (the WSD checkpoints of the suite).
 #
 # ## References
 #
-# {cite:t}`ouyang2024lowbit`, {cite:t}`kumar2024precision`, {cite:t}`frantar2022gptq`,
-# {cite:t}`biderman2023pythia`, {cite:t}`hoffmann2022chinchilla`, {cite:t}`besiroglu2024chinchilla`,
-# {cite:t}`catalan2025dynamics`, {cite:t}`newville2014lmfit`. Full entries are in the bibliography.
+# {cite:t}`ouyang2024lowbit`, {cite:t}`kumar2024precision`, {cite:t}`hoffmann2022chinchilla`,
+# {cite:t}`newville2014lmfit`. Full entries are in the bibliography.

@@ -113,8 +113,10 @@ def identification_problems(problem: Problem, theta: np.ndarray, lower: dict, up
             problems.append(f"{name} takes one value only ({float(values[0]):.4g}): the parameters that scale "
                             f"with {name} trade off against the prefactor")
     values = problem.natural(theta)
-    for name, value in zip(problem.free, values):
+    for name, value, is_log in zip(problem.free, values, problem.is_log):
         for side, bound in (("lower", lower[name]), ("upper", upper[name])):
+            if is_log and bound == 0:  # searched as a logarithm: a positive scale never reaches 0, however small
+                continue
             if np.isfinite(bound) and abs(value - bound) <= BOUND_TOLERANCE * max(1.0, abs(bound)):
                 problems.append(f"{name} = {value:.6g} sits at its {side} bound: the data's optimum lies outside the allowed range")
     with np.errstate(all="ignore"):
