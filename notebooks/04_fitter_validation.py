@@ -314,6 +314,10 @@ if chinchilla_available:
     fig.colorbar(scatter, ax=ax, label="log10 training tokens D")
     plt.show()
 
+# %% [markdown]
+# *Residuals of the Chinchilla fit in log space against model size, coloured by training tokens. The dotted
+# lines mark $\pm\delta$: only the points between them contribute quadratically to the objective.*
+
 # %%
 if chinchilla_available:
     # Each hold-out refit runs the same search (grid, screening) as the main fit, on the remaining points.
@@ -332,7 +336,8 @@ if chinchilla_available:
     glue("extrapolation_rms_N", float(extrapolation.loc["N", "rms_log_error"]), display=False)
 
 # %% [markdown]
-# The dotted lines mark $\pm\delta$: only the points between them contribute quadratically to the objective.
+# *Hold-out refits: the largest model sizes (row N) or token counts (row D) are held out, and the refit's
+# predictions for them are compared with their losses.*
 #
 # ## Summary
 
