@@ -142,16 +142,20 @@ def rate_drops(lr) -> np.ndarray:
     return drops
 
 
-def annealing_momentum(lr, decay: float) -> np.ndarray:
-    """m_i = λ·m_{i−1} + (η_{i−1} − η_i), m_0 = 0, for every step (a first-order recursive filter)."""
+def annealing_momentum(lr, decay: float, after_warmup: bool = False) -> np.ndarray:
+    """m_i = λ·m_{i−1} + (η_{i−1} − η_i), m_0 = 0, for every step (a first-order recursive filter). With
+    `after_warmup`, the drops before the rate first reaches its peak (the warmup's rises) count as 0."""
     if not 0 <= decay < 1:
         raise ValueError(f"the momentum decay factor must lie in [0, 1), got {decay}")
-    return lfilter([1.0], [1.0, -decay], rate_drops(lr))
+    drops = rate_drops(lr)
+    if after_warmup:
+        drops[: int(np.argmax(np.asarray(lr) >= np.max(lr))) + 1] = 0.0  # up to and including the step into the peak
+    return lfilter([1.0], [1.0, -decay], drops)
 
 
-def annealing_area(lr, decay: float = 0.999) -> np.ndarray:
-    """S2(t) = Σ_{i≤t} m_i (Tissue et al. 2024) for every step t."""
-    return np.cumsum(annealing_momentum(lr, decay))
+def annealing_area(lr, decay: float = 0.999, after_warmup: bool = False) -> np.ndarray:
+    """S2(t) = Σ_{i≤t} m_i (Tissue et al. 2024) for every step t (`after_warmup`: see annealing_momentum)."""
+    return np.cumsum(annealing_momentum(lr, decay, after_warmup))
 
 
 def annealing_area_derivative(lr, decay: float) -> np.ndarray:

@@ -89,11 +89,11 @@ def test_a_72000_step_curve_takes_well_under_a_second():
     lr = luo_schedule("cosine_72000")
     steps = np.arange(2160, 72000, 128)
     timings = []
-    for _ in range(3):
-        began = time.perf_counter()
+    for _ in range(3):  # CPU time of this process: the test machine is shared, wall time depends on the others
+        began = time.process_time()
         drop = multipower_loss_drop(lr, steps, 2.0, 0.6, 0.6)
-        timings.append(time.perf_counter() - began)
-    assert min(timings) < 0.5, timings
+        timings.append(time.process_time() - began)
+    assert min(timings) < 0.5, timings  # measured ~0.13 s on a quiet core
     assert drop[-1] == pytest.approx(brute_force_loss_drop(lr, 71920, 2.0, 0.6, 0.6), rel=1e-10)
 
 
