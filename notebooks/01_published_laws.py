@@ -49,7 +49,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from qid.analysis import printed_precision_fit
+from qid.printedtable import printed_precision_fit
 from qid.checkpoints import gpt_neox_non_embedding_formula
 from qid.fit import fit_law
 from qid.laws import LAWS, get_law
@@ -157,7 +157,7 @@ display(Markdown(
 # to four decimals of a trillion, so a cell of 0.0011 T is known to about 3 % and a cell of 9.6 T to
 # 0.0005 %. An unweighted fit of log QiD treats them alike and misses the precise cells by many rounding
 # units; each cell is therefore weighted by its printed precision (the rounding's standard deviation,
-# carried through the law to log QiD; `qid.analysis.printed_precision_fit`).
+# carried through the law to log QiD; `qid.printedtable.printed_precision_fit`).
 
 # %%
 per_bit_fits, rounding_misses = {}, {}
