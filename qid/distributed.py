@@ -76,7 +76,10 @@ def connect(address: str | None = None, num_cpus: int | None = None, log=None) -
             try:
                 ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
             except ConnectionError as error:
-                raise ValueError(f"--ray {address}: no Ray cluster reachable there ({str(error).splitlines()[0]})") from error
+                raise ValueError(
+                    f"--ray {address}: no Ray cluster reachable there ({str(error).splitlines()[0]}); a cluster with "
+                    "token authentication (the default of `ray start` in Ray 2.60) also needs RAY_AUTH_MODE=token "
+                    "and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) in the driver's environment") from error
     resources = ray.cluster_resources()
     log(f"Ray cluster: {resources.get('CPU', 0):g} CPU(s), {resources.get('GPU', 0):g} GPU(s) on "
         f"{len([node for node in ray.nodes() if node.get('Alive')])} node(s)")
