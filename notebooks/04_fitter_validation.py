@@ -127,11 +127,13 @@ recovery_table["lmfit stderr"] = pd.Series(recovery.stderr)
 recovery_table["(value − truth) / stderr"] = (recovery_table["value"] - recovery_table["truth"]) / recovery_table["lmfit stderr"]
 recovery_worst_z = float(recovery_table["(value − truth) / stderr"].abs().max())
 glue("recovery_worst_z", recovery_worst_z, display=False)
-styled(recovery_table.rename(columns={"stderr": "bootstrap stderr"}))
+styled(recovery_table.drop(columns="interval").rename(
+    columns={"stderr": "bootstrap se", "lmfit stderr": "lmfit se", "(value − truth) / stderr": "miss / lmfit se"}))
 
 # %% [markdown]
-# *The recovery fit: estimate, bootstrap standard error and 95 % percentile interval (`low`, `high`),
-# the true value, lmfit's covariance standard error, and the miss in units of that standard error.*
+# *The recovery fit: estimate, bootstrap standard error and 95 % bootstrap percentile interval (`low`, `high`),
+# the true value, lmfit's covariance standard error, and the miss (value − truth) in units of that standard
+# error.*
 #
 # The estimates land within a few standard errors of the truth, and the two uncertainty estimates agree. One
 # data set proves little, though: the next section repeats the draw many times.
