@@ -328,8 +328,8 @@ reference_path = benchmark_dir / "gptq_reference.csv"
 if reference_path.exists():
     reference = pd.read_csv(reference_path)
     agree = int(reference["within_se"].astype(str).str.lower().eq("true").sum())
-    show_long_table(styled(reference[["bits", "act_order", "qid_ours", "qid_reference", "difference", "difference_se",
-                                      "within_se"]], "{:.4g}", hide_index=True),
+    show_long_table(styled(reference[["bits", "act_order", "qid_ours", "qid_reference", "difference", "within_se"]],
+                           "{:.3g}", hide_index=True),
                     reference, reference_path.name)
     display(Markdown(f"Our GPTQ and llmcompressor's agree within a standard error in **{agree} of {len(reference)}** "
                      f"settings ({', '.join(sorted(set(reference['reference_versions'].astype(str))))})."))
