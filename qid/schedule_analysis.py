@@ -230,3 +230,37 @@ def matched_loss_differences(table: pd.DataFrame, method: str, bits: int) -> pd.
                         "qid_se": row.qid_se, "qid_stable_at_same_loss": reference, "matched": matched,
                         "difference": row.qid - reference if matched else np.nan})
     return pd.DataFrame(out)
+
+
+def parameters_at_bounds(fit) -> list[str]:
+    """Free parameters of a fit that ended on one of their bounds (within 1e-6 relative): not identified by the data."""
+    names = []
+    for name, (low, high) in fit.bounds.items():
+        if name in fit.fixed:
+            continue
+        if any(edge is not None and abs(fit.params[name] - edge) <= 1e-6 * max(1.0, abs(edge)) for edge in (low, high)):
+            names.append(name)
+    return names
+
+
+def huber_objective(law_name: str, params: dict, runs: dict[str, dict], delta: float = 1e-3) -> float:
+    """The fits' objective (sum of Huber_δ of log-loss residuals) of a parameter set on named runs."""
+    from qid.fitproblem import huber
+
+    law = get_law(law_name)
+    residuals = np.concatenate([np.log(run["loss"]) - np.log(law(params, lr=run["lr"], step=run["steps"]))
+                                for run in runs.values()])
+    return float(huber(residuals, delta).sum())
+
+
+def mean_with_t_interval(table: pd.DataFrame, keys: list[str], column: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Per group: count, mean of `column`, its standard error and t interval (n − 1 degrees of freedom)."""
+    rows = []
+    for key, group in table.groupby(keys):
+        values = group[column].to_numpy(float)
+        n, mean = len(values), float(values.mean())
+        se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * se) if n > 1 else math.nan
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "pairs": n, f"mean {column}": mean,
+                     "se": se, "t interval": [mean - half, mean + half]})
+    return pd.DataFrame(rows)

@@ -318,6 +318,14 @@ def test_fits_chapter_fits_the_suite_data(executed_book):
     assert values["scale_gap_N_factor"] > 1000
 
 
+@pytest.mark.slow
+def test_schedules_chapter_reproduces_luo_and_fits_within_twice_the_published_error(executed_book):
+    values = chapter_values(executed_book, "06_learning_rate_schedules")
+    assert values["luo_published_metrics_match"] is True  # every printed digit, every size run
+    assert values["own_fits_converged"] and values["own_fit_worst_prede_ratio"] < 2
+    assert values["suite_curve_sizes"] >= 1
+
+
 def fresh_copy(destination: Path) -> Path:
     """What a fresh clone holds: the tracked (and new, not ignored) files of the working tree, nothing built."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO_ROOT,
