@@ -239,7 +239,8 @@ def exponent_figure(rows: list[dict], path: Path) -> Path:
     from qid.plots import subplots
 
     sources = list(dict.fromkeys(row["source"] for row in rows))
-    fig, axes = subplots(1, 3, figsize=(10, 0.45 * len(sources) + 1.4), sharey=True)
+    # Sized for the page (about 750 px): larger type than the default so that it stays readable when scaled.
+    fig, axes = subplots(1, 3, figsize=(7.5, 0.34 * len(sources) + 1.3), sharey=True)
     for ax, exponent in zip(axes, EXPONENTS):
         for row in (row for row in rows if row["exponent"] == exponent):
             color, marker = GROUP_STYLE[row["group"]]
@@ -250,7 +251,8 @@ def exponent_figure(rows: list[dict], path: Path) -> Path:
         published = next((row["estimate"] for row in rows if row["group"] == "published" and row["exponent"] == exponent), None)
         if published is not None:
             ax.axvline(published, color="k", lw=0.8, ls=":")
-        ax.set_xlabel(EXPONENT_SYMBOLS[exponent])
+        ax.set_xlabel(EXPONENT_SYMBOLS[exponent], fontsize=10)
+        ax.tick_params(labelsize=9)
     axes[0].set_yticks(range(len(sources)), sources)
     axes[0].invert_yaxis()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,8 +287,9 @@ def findings_markdown(values: dict[str, dict], rows: list[dict], figure: str | N
             "",
         ]
     sources = sorted({row.get("file") for row in rows if row.get("file")})
-    lines.append("The figure reads the committed fits " + ", ".join(f"`data/fits/{name}`" for name in sources)
-                 + " and the law registry; the statements read the numbers the chapters glue in this build.")
+    lines.append(f"The figure reads the law registry and {len(sources)} committed fit files in `data/fits/` (chapter 01 "
+                 "writes the Table 1 fits, chapter 05 the suite fits); the statements read the numbers the chapters "
+                 "glue in this build.")
     return "\n".join(lines) + "\n"
 
 
