@@ -88,9 +88,10 @@ def suite_curve_runs(train_log: pd.DataFrame, loss_column: str = "train_loss", d
     seed_column = "seed" if "seed" in train_log.columns else None
     runs = {}
     keys = ["design", "run"] + ([seed_column] if seed_column else [])
-    for key, rows in train_log[train_log["design"].isin(designs)].groupby(keys, sort=True):
+    selected = train_log[train_log["design"].isin(designs)]
+    for key, rows in selected.groupby(keys, sort=True):
         design, run, seed = key if seed_column else (*key, None)
-        rows = rows.sort_values("step")
+        rows = _with_parent_prefix(rows.sort_values("step"), selected, seed_column)
         lr = per_step_rates(rows["step"], rows["lr"])
         first = int(np.argmax(lr >= lr.max() * (1 - 1e-9))) if after_warmup else 1  # end of the warmup
         measured = rows[rows[loss_column].notna() & (rows["step"] >= max(first, 1))]
@@ -101,6 +102,27 @@ def suite_curve_runs(train_log: pd.DataFrame, loss_column: str = "train_loss", d
             "design": design, "size": rows["size"].iloc[0], "seed": seed,
         }
     return runs
+
+
+def _with_parent_prefix(rows: pd.DataFrame, log: pd.DataFrame, seed_column: str | None) -> pd.DataFrame:
+    """A decay branch whose log starts late (it resumed from a checkpoint of its size's constant-rate run) gets
+    that run's logged steps before its first one: the schedule statistics need the whole history."""
+    steps = rows["step"].to_numpy()
+    interval = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
+    if steps[0] <= 4 * max(interval, 1.0):
+        return rows
+    same = (log["design"] == rows["design"].iloc[0]) & (log["size"] == rows["size"].iloc[0]) & (log["run"] != rows["run"].iloc[0])
+    if seed_column:
+        same &= log[seed_column] == rows[seed_column].iloc[0]
+    candidates = log[same & (log["step"] < steps[0])]
+    if candidates.empty:
+        return rows
+    parent = candidates.groupby("run")["step"].count().idxmax()  # the longest-logged sibling: the constant run
+    prefix = candidates[candidates["run"] == parent].assign(run=rows["run"].iloc[0])
+    for column in ("train_loss", "eval_loss"):  # the rate only: the parent's losses stay the parent's
+        if column in prefix:
+            prefix[column] = np.nan
+    return pd.concat([prefix, rows], ignore_index=True).sort_values("step")
 
 
 # --- QiD along the schedule --------------------------------------------------------------------------------

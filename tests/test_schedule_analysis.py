@@ -98,3 +98,13 @@ def test_matched_loss_differences_never_extrapolate():
     matched = differences[differences["matched"]]
     assert differences.loc[~differences["matched"], "difference"].isna().all()
     assert (matched["difference"] > 0).all()  # decay adds QiD in this synthetic suite
+
+
+def test_a_decay_branch_logged_from_its_branch_point_gets_its_parents_history():
+    train_log, _ = synthetic_suite(0.0)
+    branch = (train_log["run"] == "0.1m-decay000900") & (train_log["step"] < 700)
+    runs_full = analysis.suite_curve_runs(train_log)
+    runs_cut = analysis.suite_curve_runs(train_log[~branch])
+    full, cut = runs_full["wsd/0.1m-decay000900/seed0"], runs_cut["wsd/0.1m-decay000900/seed0"]
+    np.testing.assert_allclose(cut["lr"], full["lr"], rtol=1e-12)
+    assert cut["steps"].min() >= 700  # its own losses only
