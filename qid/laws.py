@@ -100,7 +100,8 @@ class Law:
     latex: str  # the same equation in LaTeX, for the book
     source: str  # bibliography key / citation
     parameter_sets: dict[str, ParameterSet] = field(default_factory=dict)
-    # Default bounds for fitting: {param: (min, max)}; None means unbounded on that side.
+    # Default bounds for fitting: {param: (min, max)}; None means unbounded on that side. Exponents of the QiD laws
+    # are bounded symmetrically about zero, so that no bound hides the sign of an effect.
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     @property
@@ -178,7 +179,7 @@ register_law(
                 source="Ouyang et al. 2024, unified law fitted on GPTQ-quantized Pythia checkpoints",
             ),
         },
-        bounds={"k": (0, None), "alpha": (0, 3), "beta": (0, 3), "gamma": (0, 20)},
+        bounds={"k": (0, None), "alpha": (-3, 3), "beta": (-3, 3), "gamma": (-20, 20)},
     )
 )
 
@@ -202,7 +203,7 @@ register_law(
         latex=r"\mathrm{QiD}_P(N, D) = k_P\,\frac{D^{\beta_P}}{N^{\alpha_P}}",
         source="ouyang2024lowbit",
         parameter_sets={f"unified_P{bits}": _per_bit_from_unified(bits) for bits in (2, 3, 4)},
-        bounds={"k": (0, None), "alpha": (0, 3), "beta": (0, 3)},
+        bounds={"k": (0, None), "alpha": (-3, 3), "beta": (-3, 3)},
     )
 )
 
@@ -248,7 +249,7 @@ register_law(
                      "e^b = 3.09. An open choice",
             ),
         },
-        bounds={"C_T": (0, None), "gamma_D": (0, 3), "gamma_N": (0, 3), "gamma_post": (1e-3, 50)},
+        bounds={"C_T": (0, None), "gamma_D": (-3, 3), "gamma_N": (-3, 3), "gamma_post": (1e-3, 50)},
     )
 )
 
@@ -324,7 +325,7 @@ register_law(
         formula="QiD = k * D^beta   (D alone)",
         latex=r"\mathrm{QiD}(D) = k\,D^{\beta}",
         source="ouyang2024lowbit",
-        bounds={"k": (0, None), "beta": (0, 3)},
+        bounds={"k": (0, None), "beta": (-3, 3)},
     )
 )
 
@@ -336,7 +337,7 @@ register_law(
         formula="QiD = k * N^(-alpha)   (N alone)",
         latex=r"\mathrm{QiD}(N) = k\,N^{-\alpha}",
         source="ouyang2024lowbit",
-        bounds={"k": (0, None), "alpha": (0, 3)},
+        bounds={"k": (0, None), "alpha": (-3, 3)},
     )
 )
 
@@ -348,7 +349,7 @@ register_law(
         formula="QiD = k * P^(-gamma)   (P alone)",
         latex=r"\mathrm{QiD}(P) = k\,P^{-\gamma}",
         source="ouyang2024lowbit",
-        bounds={"k": (0, None), "gamma": (0, 20)},
+        bounds={"k": (0, None), "gamma": (-20, 20)},
     )
 )
 
