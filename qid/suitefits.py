@@ -5,8 +5,8 @@
    one quantizer, bit widths, designs and phases — and drops **no** row for being small or negative.
 2. `fit_suite_laws` fits the unified law, Kumar et al.'s δ_PTQ and one law per bit width in linear QiD
    space, residuals divided by each row's total standard error, with an optional extra scatter; intervals
-   from a bootstrap over training lineages (and over eval windows where window losses exist). Exponent
-   bounds are wide and symmetric about zero, so no bound hides a sign.
+   from a bootstrap over training lineages (and over eval windows where window losses exist). The laws'
+   exponent bounds are symmetric about zero (`qid.laws`), so no bound hides a sign.
 3. `compare_laws` ranks them by AICc and BIC on the same rows; `holdout_scores` refits each on the rows
    that remain after one common hold-out (the largest size, and every size's largest D/N) and scores all
    laws on those same held-out rows.
@@ -31,12 +31,6 @@ from qid.tables import DataError, check_table
 
 TOTAL_ERROR = "qid_se_total"  # the column the fits weight by
 CLUSTER = "lineage"  # the bootstrap's cluster column (design × size × training seed)
-# Wide bounds, symmetric about zero for every exponent: a negative α (QiD growing with N) stays possible.
-OPEN_BOUNDS = {
-    "ouyang_unified": {"alpha": (-3, 3), "beta": (-3, 3), "gamma": (-20, 20)},
-    "ouyang_per_bit": {"alpha": (-3, 3), "beta": (-3, 3)},
-    "kumar_ptq": {"gamma_D": (-3, 3), "gamma_N": (-3, 3)},
-}
 RANDOM_STARTS = 300  # seeded random starts in each law's grid box (the full grids are slower and find the same optimum)
 LAW_LABELS = {"ouyang_unified": "Ouyang unified", "kumar_ptq": "Kumar δ_PTQ", "ouyang_per_bit": "per-bit (one law per P)"}
 
@@ -98,12 +92,12 @@ def fit_suite_laws(rows: pd.DataFrame, *, extra_scatter: bool, bootstrap: int, s
                    bootstrap=bootstrap, seed=seed, confidence=confidence, starts=RANDOM_STARTS, allow_failure=True)
     fits = {}
     for name in ("ouyang_unified", "kumar_ptq"):
-        fits[name] = fit_law(name, rows, bounds=OPEN_BOUNDS[name], response_replicates=responses, **options)
+        fits[name] = fit_law(name, rows, response_replicates=responses, **options)
     fits["ouyang_per_bit"] = {}
     for bits, group in rows.groupby("P"):
         index = group.index.to_numpy()
         fits["ouyang_per_bit"][int(bits)] = fit_law(
-            "ouyang_per_bit", group.reset_index(drop=True), bounds=OPEN_BOUNDS["ouyang_per_bit"],
+            "ouyang_per_bit", group.reset_index(drop=True),
             response_replicates=None if responses is None else responses[:, index], **options)
     return fits
 
@@ -166,13 +160,13 @@ def holdout_scores(rows: pd.DataFrame, held_out: np.ndarray, extra_scatter: bool
                    allow_failure=True)
     predictions, identified = {}, {}
     for law in ("ouyang_unified", "kumar_ptq"):
-        fit = fit_law(law, train, bounds=OPEN_BOUNDS[law], **options)
+        fit = fit_law(law, train, **options)
         predictions[law] = np.asarray(fit.predict(N=test["N"].to_numpy(), D=test["D"].to_numpy(), P=test["P"].to_numpy()))
         identified[law] = fit.identified and fit.converged
     per_bit = np.full(len(test), np.nan)
     identified["ouyang_per_bit"] = True
     for bits, group in train.groupby("P"):
-        fit = fit_law("ouyang_per_bit", group.reset_index(drop=True), bounds=OPEN_BOUNDS["ouyang_per_bit"], **options)
+        fit = fit_law("ouyang_per_bit", group.reset_index(drop=True), **options)
         mask = (test["P"] == bits).to_numpy()
         per_bit[mask] = fit.predict(N=test.loc[mask, "N"].to_numpy(), D=test.loc[mask, "D"].to_numpy())
         identified["ouyang_per_bit"] &= fit.identified and fit.converged
@@ -208,7 +202,7 @@ def size_prefactors(rows: pd.DataFrame, unified: FitResult) -> pd.DataFrame:
     fixed = {"alpha": 0.0, "beta": unified.params["beta"], "gamma": unified.params["gamma"]}
     for N, group in rows.groupby("N"):
         fit = fit_law("ouyang_unified", group.reset_index(drop=True), space="linear", errors=TOTAL_ERROR,
-                      fixed=fixed, bounds=OPEN_BOUNDS["ouyang_unified"], starts=20, allow_failure=True)
+                      fixed=fixed, starts=20, allow_failure=True)
         records.append({"N": N, "k": fit.params["k"], "log_N": math.log(N), "log_k": math.log(fit.params["k"]),
                         "rows": len(group), "converged": fit.converged})
     return pd.DataFrame(records)
