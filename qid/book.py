@@ -8,6 +8,11 @@ chapter with a failing cell. Parameters actually used, times and the commit go t
     python -m qid.book                               # every chapter, default parameters
     python -m qid.book --only 01_published_laws -p BOOTSTRAP_SAMPLES=20
     python -m qid.book --parameters-file tests/small_parameters.yaml
+    python -m qid.book --prepare-site                # (make site) placeholders for chapters not executed, findings
+
+Overrides of a chapter declared in `qid.chapter_params` are coerced and checked before anything executes. Fit
+files that a chapter saves are rewritten only when a fitted number changes; their per-run provenance goes to
+`chapters/fit_provenance/`.
 """
 
 from __future__ import annotations
