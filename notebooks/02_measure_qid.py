@@ -62,7 +62,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the 
 
 from transformers.utils import logging as transformers_logging
 
-from qid import checkpoints, evaluate, quantize, sweep, textsource
+from qid import checkpoints, distributed, evaluate, quantize, sweep, textsource
 from qid.booktables import show_long_table, styled
 from qid.chapter_params import apply_chapter_parameters
 from qid.plots import bit_color, subplots
@@ -85,6 +85,7 @@ CALIBRATION_SAMPLES = 32  # calibration sequences for GPTQ and AWQ (each as long
 CALIBRATION_SOURCE = "corpus:calibration"  # calibration text, same choices as EVAL_SOURCE
 SEED = 0  # seed of the training run, the evaluation windows and the calibration sample
 DEVICE = "cpu"  # cpu, cuda or auto
+RAY_ADDRESS = None  # None: the sweep runs here; "local", "auto", "HOST:6379" or "ray://HOST:10001": on a Ray cluster
 OUTPUT_CSV = "runs/live/02_measure_qid/qid.csv"  # sweep table; rows are appended and finished cells skipped
 WORK_DIR = "runs/live/02_measure_qid"  # scratch folder for the small model (gitignored)
 BENCHMARK_DIR = "data/benchmarks"  # committed benchmark tables shown in "Cost and correctness of the engine"
@@ -223,8 +224,8 @@ spec = sweep.SweepSpec(
     eval_tokens=EVAL_TOKENS, eval_source=EVAL_SOURCE, calibration_samples=CALIBRATION_SAMPLES,
     calibration_source=CALIBRATION_SOURCE, seed=SEED, device=DEVICE, batch_size=16,
 )
-summary = sweep.run_sweep(spec, OUTPUT_CSV, progress=False, log=lambda message: None)
-results = sweep.results_for(spec, OUTPUT_CSV)
+summary = sweep.run_sweep(spec, OUTPUT_CSV, progress=False, log=lambda message: None, ray=RAY_ADDRESS)
+results = distributed.results_for(spec, OUTPUT_CSV) if RAY_ADDRESS else sweep.results_for(spec, OUTPUT_CSV)
 
 # %% tags=["hide-input"]
 display(Markdown(f"{summary['written']} cell(s) measured now, {summary['already_done']} found already in `{OUTPUT_CSV}`"

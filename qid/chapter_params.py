@@ -185,6 +185,7 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("CALIBRATION_SOURCE", str, _SOURCES_NOTE),
         Parameter("SEED", int, "seed", minimum=0),
         Parameter("DEVICE", str, "device", allowed=("cpu", "cuda", "auto")),
+        Parameter("RAY_ADDRESS", str, "Ray cluster ('local', 'auto', HOST:6379, ray://HOST:10001)", optional=True),
         Parameter("OUTPUT_CSV", str, "path of the sweep table"),
         Parameter("WORK_DIR", str, "scratch folder"),
         Parameter("BENCHMARK_DIR", str, "folder of the benchmark tables"),

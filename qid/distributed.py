@@ -265,6 +265,19 @@ def run_sweep_on_ray(spec, output, address: str | None = None, shard=None, progr
     return summary
 
 
+def results_for(spec, path, cpus_per_task: int = 1):
+    """`qid.sweep.results_for` for a sweep run by `run_sweep_on_ray`: its cell keys record the tasks' thread count
+    (`cpus_per_task`), not this process's."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cpus_per_task)  # sweep.results_for keys cells with the current thread count
+    try:
+        return sweep.results_for(spec, path)
+    finally:
+        torch.set_num_threads(threads)
+
+
 # ------------------------------------------------------------------------------------------ suite training
 def train_run_group(preset, runs_dir, runs, threads: int = 1, progress: bool = False) -> list[str]:
     """Ray task: train one group's runs in order (a WSD branch starts from its constant run's checkpoint)."""

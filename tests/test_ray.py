@@ -120,6 +120,7 @@ def test_ray_rows_equal_the_serial_rows(cluster, model_folders, serial, tmp_path
     summary = distributed.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
     assert (summary["written"], summary["already_done"], summary["failed"]) == (12, 0, [])
     assert_same_rows(path, serial)
+    assert len(distributed.results_for(_spec(model_folders), path)) == 12  # found under the tasks' thread count
     again = distributed.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
     assert (again["written"], again["already_done"]) == (0, 12)
 
