@@ -306,8 +306,9 @@ display(Markdown(
 # The unified law with its bootstrap band for every size of the suite, over a decade beyond the data on
 # either side; the grey span is where we have measurements. Our 16-bit loss law (Chinchilla's form, fitted to
 # the cosine runs' final checkpoints) gives the ceiling $\ln V - \mathrm{Loss}_{16}$ above which the
-# quantized model would be worse than a uniform guess over our {VOCAB_SIZE}-token vocabulary; curves are capped
-# there and the cap is marked.
+# quantized model would be worse than a uniform guess over our vocabulary (`VOCAB_SIZE` tokens); curves are
+# capped there and the cap is marked (×). At token counts where the 16-bit law itself is above $\ln V$ (too little
+# training to beat a uniform guess) the bound says nothing about QiD, and the curves are not drawn.
 
 # %% tags=["hide-input"]
 chinchilla = get_law("chinchilla")
@@ -324,7 +325,12 @@ for ax, bits in zip(np.atleast_1d(axes), BITS):
     for N in sorted(rows["N"].unique()):
         central = unified.predict(N=N, D=grid, P=bits)
         if loss_law is not None:
-            shown, flagged = capped_qid(chinchilla(loss_law.params, N=N, D=grid), central, VOCAB_SIZE)
+            loss16 = chinchilla(loss_law.params, N=N, D=grid)
+            shown, flagged = capped_qid(loss16, central, VOCAB_SIZE)
+            # Where the 16-bit law itself is above ln V (too few tokens to beat a uniform guess) the bound says
+            # nothing about QiD: those token counts are left out of the curve.
+            shown = np.where(loss16 < uniform_guess_loss(VOCAB_SIZE), shown, np.nan)
+            flagged &= loss16 < uniform_guess_loss(VOCAB_SIZE)
         else:
             shown, flagged = central, np.zeros(len(grid), dtype=bool)
         capped_anywhere |= bool(flagged.any())
@@ -377,15 +383,16 @@ critical = critical_data_table(models, PROJECTION_SIZES, PROJECTION_BITS)
 critical_wide = critical.pivot_table(index=["size", "bits"], columns="model", values="D_star", sort=False)
 display(critical_wide.style.format("{:.3g}"))
 
-fig, ax = subplots()
+fig, axes = subplots(1, len(PROJECTION_BITS), figsize=(4.0 * len(PROJECTION_BITS), 3.8), sharey=True)
 styles = dict(zip(models, ["-", ":", "-.", "--"]))
-for (label, bits), group in critical.groupby(["model", "bits"], sort=False):
-    ax.plot(group["N"], group["D_star"], ls=styles[label], marker="o", ms=3, color=bit_color(bits),
-            label=f"{label}, {bits} bits")
-log_axes(ax)
-ax.set_xlabel("model size N (parameters)")
-ax.set_ylabel("critical data size D* (tokens)")
-ax.legend(fontsize=6, ncol=2)
+for ax, bits in zip(np.atleast_1d(axes), PROJECTION_BITS):
+    for label, group in critical[critical["bits"] == bits].groupby("model", sort=False):
+        ax.plot(group["N"], group["D_star"], ls=styles[label], marker="o", ms=3, color=bit_color(bits), label=label)
+    log_axes(ax)
+    ax.set_xlabel("model size N (parameters)")
+    ax.set_title(f"{bits} bits", fontsize=10)
+np.atleast_1d(axes)[0].set_ylabel("critical data size D* (tokens)")
+np.atleast_1d(axes)[0].legend(fontsize=7)
 ours_7b_4 = critical[(critical["model"] == "ours (unified) + Pythia loss") & (critical["size"] == "7B") & (critical["bits"] == 4)]
 if len(ours_7b_4):
     glue("ours_critical_7b_4bit", float(ours_7b_4["D_star"].iloc[0]), display=False)
