@@ -62,7 +62,9 @@ def normalize_measured(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     if "tokens_per_parameter" not in out.columns:
         out["tokens_per_parameter"] = out["tokens"] / out["N"]
     check_table(out, source, required=("N", "tokens", "method", "bits", "qid", "qid_se"),
-                positive=("N", "tokens", "bits", "qid_se"), finite=("qid",))
+                positive=("N", "tokens", "bits"), finite=("qid", "qid_se"))
+    if (out["qid_se"] < 0).any():
+        raise DataError(f"{source}: column qid_se has negative values (a standard error is >= 0)")
     out.attrs.update(table.attrs)
     return out, notes
 
@@ -79,6 +81,13 @@ def prepare_rows(table: pd.DataFrame, method: str, bits, designs, phases) -> tup
                         f"designs {list(designs)}, phases {list(phases)}")
     selected = selected.assign(P=selected["bits"].astype(float), D=selected["tokens"].astype(float),
                                **{CLUSTER: lineage(selected)})
+    # A row with no measured spread at all (identical losses) would get infinite weight: it gets the smallest
+    # standard error measured on any other row instead, and is counted.
+    zero = selected[TOTAL_ERROR] <= 0
+    if zero.all():
+        raise DataError(f"{table.attrs.get('source', 'QiD table')}: every selected row has a standard error of 0")
+    selected.loc[zero, TOTAL_ERROR] = selected.loc[~zero, TOTAL_ERROR].min()
+    summary["zero_error_rows"] = int(zero.sum())
     selected.attrs.update(table.attrs)
     return selected, summary
 
