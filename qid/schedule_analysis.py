@@ -149,6 +149,8 @@ def checkpoint_schedule_statistics(qid_table: pd.DataFrame, runs: dict[str, dict
     S1, S2, removed = [], [], []
     for row in table.itertuples(index=False):
         key = run_key(row.design, row.run, row.train_seed)
+        if key not in statistics:  # a training log without a seed column names runs without it
+            key = run_key(row.design, row.run, None)
         if key not in statistics or row.step >= len(statistics[key][0]):
             S1.append(np.nan), S2.append(np.nan), removed.append(np.nan)
             continue

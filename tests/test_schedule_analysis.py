@@ -108,3 +108,10 @@ def test_a_decay_branch_logged_from_its_branch_point_gets_its_parents_history():
     full, cut = runs_full["wsd/0.1m-decay000900/seed0"], runs_cut["wsd/0.1m-decay000900/seed0"]
     np.testing.assert_allclose(cut["lr"], full["lr"], rtol=1e-12)
     assert cut["steps"].min() >= 700  # its own losses only
+
+
+def test_statistics_found_when_the_log_has_no_seed_column():
+    train_log, qid_table = synthetic_suite(0.0)
+    train_log = train_log[train_log["seed"] == 0].drop(columns="seed")
+    checkpoints = analysis.checkpoint_schedule_statistics(qid_table, analysis.suite_curve_runs(train_log), 0.999)
+    assert checkpoints["S1"].notna().all()
