@@ -242,9 +242,9 @@ exponents.style.format({"value": "{:.4g}", "low": "{:.4g}", "high": "{:.4g}", "p
 # %% tags=["hide-input"]
 prefactors = suitefits.size_prefactors(rows, unified)
 slope = suitefits.few_point_slope(prefactors["log_N"], prefactors["log_k"], CONFIDENCE)
-glue("alpha_slope", -slope["slope"], display=False)
-glue("alpha_slope_low", -slope["high"], display=False)
-glue("alpha_slope_high", -slope["low"], display=False)
+glue("alpha_slope", float(-slope["slope"]), display=False)
+glue("alpha_slope_low", float(-slope["high"]), display=False)
+glue("alpha_slope_high", float(-slope["low"]), display=False)
 display(Markdown(
     f"From {len(prefactors)} sizes: α = {-slope['slope']:.3f}, {CONFIDENCE:.0%} interval "
     f"[{-slope['high']:.3f}, {-slope['low']:.3f}] (t quantile {slope.get('t_quantile', math.nan):.2f} on "

@@ -1,0 +1,32 @@
+"""Chapter 05 end to end on the synthetic suite table (known truth): every row kept, exponents recovered within
+their intervals, AICc ranking and hold-out computed, projections capped with flags, and no fit file written."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from qid.book import execute_chapter
+from qid.findings import glued_values
+from qid.paths import REPO_ROOT
+from qid.suitesynth import SYNTHETIC_TRUTH
+
+CHAPTER = REPO_ROOT / "notebooks" / "05_fits_on_our_data.py"
+
+
+@pytest.mark.slow
+def test_chapter_05_on_the_synthetic_table(tmp_path):
+    fits_before = sorted(path.stat().st_mtime for path in (REPO_ROOT / "data" / "fits").glob("*.json"))
+    execute_chapter(CHAPTER, tmp_path, {"QID_TABLE": "synthetic", "BOOTSTRAP_SAMPLES": 30})
+    values = glued_values(nbformat.read(tmp_path / f"{CHAPTER.stem}.ipynb", as_version=4))
+    assert values["fit_n_points"] > 200 and values["fit_n_sizes"] == 4
+    assert values["fit_rows_below_2se"] > 0  # kept, not dropped
+    for name in ("alpha", "beta", "gamma"):
+        assert values[f"unified_{name}_low"] <= SYNTHETIC_TRUTH[name] <= values[f"unified_{name}_high"], name
+    assert values["alpha_slope_low"] <= SYNTHETIC_TRUTH["alpha"] <= values["alpha_slope_high"]
+    assert values["best_law_aicc"] in ("Ouyang unified", "Kumar δ_PTQ", "per-bit (one law per P)")
+    # Nothing printed above the worse-than-uniform bound: the largest projected QiD is below ln(50,304).
+    assert values["projection_max_printed"] < 10.83 and values["projection_flagged"] > 0
+    fits_after = sorted(path.stat().st_mtime for path in (REPO_ROOT / "data" / "fits").glob("*.json"))
+    assert fits_after == fits_before  # a synthetic run never writes data/fits
+    assert Path(tmp_path / f"{CHAPTER.stem}.ipynb").is_file()
