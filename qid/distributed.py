@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 from qid import checkpoints as checkpoint_module
