@@ -22,20 +22,21 @@ def law_table(table: pd.DataFrame, law: Law, method: str | None = None, where: s
     only quantizer `method` (when given; the table needs a `method` column), only rows where the pandas
     query `where` holds. Keeps every other column; the result's attrs name its source and the filters."""
     source = table.attrs.get("source", "table")
-    renamed = table.rename(columns={old: new for old, new in LAW_COLUMN_NAMES.items()
-                                    if old in table.columns and new not in table.columns})
+    selected = table
     if method is not None:
-        if "method" not in renamed.columns:
+        if "method" not in selected.columns:
             raise DataError(f"{source}: --method {method} given, but the table has no 'method' column")
-        methods = sorted(renamed["method"].dropna().astype(str).unique())
+        methods = sorted(selected["method"].dropna().astype(str).unique())
         if method not in methods:
             raise DataError(f"{source}: no rows with method {method!r} (methods present: {', '.join(methods) or 'none'})")
-        renamed = renamed[renamed["method"].astype(str) == method]
-    if where:
+        selected = selected[selected["method"].astype(str) == method]
+    if where:  # on the table's own column names (bits, tokens), before they are renamed
         try:
-            renamed = renamed.query(where)
+            selected = selected.query(where)
         except Exception as error:  # pandas raises many types for a bad expression; report one line
             raise DataError(f"{source}: --where {where!r} is not a valid filter on this table: {error}") from None
+    renamed = selected.rename(columns={old: new for old, new in LAW_COLUMN_NAMES.items()
+                                       if old in selected.columns and new not in selected.columns})
     if renamed.empty:
         raise DataError(f"{source}: no rows left after the filters (method={method!r}, where={where!r})")
     missing = [name for name in (*law.variables, law.response) if name not in renamed.columns]
