@@ -50,6 +50,7 @@ class Parameter:
     optional: bool = False
     nonempty: bool = True
     below_maximum: bool = False  # maximum is exclusive
+    above_minimum: bool = False  # minimum is exclusive
 
     def describe(self) -> str:
         """What the parameter may be, in words (used in every error message)."""
@@ -62,9 +63,10 @@ class Parameter:
         if allowed is not None:
             text += f" from {', '.join(map(str, allowed))}"
         if self.minimum is not None and self.maximum is not None:
-            text += f" from {self.minimum:g} to {self.maximum:g}" + (" (exclusive)" if self.below_maximum else "")
+            exclusive = self.below_maximum or self.above_minimum
+            text += f" from {self.minimum:g} to {self.maximum:g}" + (" (exclusive)" if exclusive else "")
         elif self.minimum is not None:
-            text += f" >= {self.minimum:g}"
+            text += f" {'>' if self.above_minimum else '>='} {self.minimum:g}"
         elif self.maximum is not None:
             text += f" {'<' if self.below_maximum else '<='} {self.maximum:g}"
         if self.special:
@@ -128,7 +130,8 @@ def _check_scalar(parameter: Parameter, value, original) -> None:
     if allowed is not None and value not in allowed:
         raise _fail(parameter, original)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if parameter.minimum is not None and value < parameter.minimum:
+        if parameter.minimum is not None and (value <= parameter.minimum if parameter.above_minimum
+                                              else value < parameter.minimum):
             raise _fail(parameter, original)
         if parameter.maximum is not None and (value >= parameter.maximum if parameter.below_maximum
                                               else value > parameter.maximum):
@@ -193,11 +196,11 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "04_fitter_validation": (
         Parameter("CHINCHILLA_CSV", str, "path of Epoch AI's extracted points", optional=True),
         Parameter("DROP_LARGEST_LOSSES", int, "points", minimum=0),
-        Parameter("HUBER_DELTA", float, "log-loss units", minimum=1e-12),
+        Parameter("HUBER_DELTA", float, "log-loss units", minimum=0, above_minimum=True),
         Parameter("SCREEN_STARTS", int, "grid starts run", minimum=1, optional=True),
         Parameter("BOOTSTRAP_SAMPLES", int, "replicates", minimum=2),
         Parameter("HOLDOUT_TOP", int, "held-out sizes", minimum=1),
-        Parameter("NOISE_SIGMA", float, "log units", minimum=1e-12, maximum=1, below_maximum=True),
+        Parameter("NOISE_SIGMA", float, "log units", minimum=0, maximum=1, above_minimum=True, below_maximum=True),
         Parameter("COVERAGE_REPETITIONS", int, "synthetic data sets", minimum=2),
         Parameter("COVERAGE_BOOTSTRAP", int, "replicates per data set", minimum=10),
         Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
