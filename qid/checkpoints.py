@@ -126,11 +126,15 @@ def parse_checkpoint(item) -> CheckpointSpec:
             raise CheckpointError(f"checkpoint {item!r}: needs a 'model' (local folder or hub id)")
         spec = parse_checkpoint(str(item["model"]))
         values = {key: item[key] for key in known - {"model"} if item.get(key) is not None}
-        for key in ("step", "tokens_per_step"):
+        for key, kind in (("step", int), ("tokens_per_step", int), ("tokens", float)):
             if key in values:
-                values[key] = int(values[key])
-        if "tokens" in values:
-            values["tokens"] = float(values["tokens"])
+                try:
+                    if isinstance(values[key], bool):
+                        raise ValueError
+                    values[key] = kind(values[key])
+                except (TypeError, ValueError):
+                    raise CheckpointError(f"checkpoint {str(item['model'])[:100]!r}: {key} must be a number, "
+                                          f"got {str(values[key])[:40]!r}") from None
         if "revision" in values:
             values["revision"] = str(values["revision"])
         return replace(spec, **values)

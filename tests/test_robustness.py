@@ -251,6 +251,13 @@ def test_a_tokenizer_far_smaller_than_the_embedding_is_an_error(model_folder, tm
         checkpoints.load_checkpoint(str(other))
 
 
+def test_a_checkpoint_mapping_with_a_bad_number_names_the_key(capsys, model_folder, tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(f"checkpoints: [{{model: '{model_folder}', step: abc}}]\nmethods: [rtn]\nbits: [4]\n")
+    status, _, err = run(capsys, "measure", "--config", config, "--output", tmp_path / "qid.csv", "--device", "cpu")
+    assert_one_line_error(status, err, "sweep.yaml", "step must be a number", "'abc'")
+
+
 def test_corrupt_weights_are_one_line(capsys, model_folder, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(model_folder, broken)

@@ -89,3 +89,54 @@ def test_a_table_too_large_is_refused_before_reading(tmp_path):
 def test_a_folder_as_data_is_one_line(capsys, tmp_path):
     status, _, err = run(capsys, *fit_command(tmp_path))
     assert_one_line_error(status, err, "is a folder")
+
+
+def test_an_unreadable_data_file_is_one_line(capsys, unified_tables, monkeypatch):
+    import pandas
+
+    def refuse(*args, **kwargs):  # chmod 000 does not stop root, who runs the tests in CI
+        raise PermissionError(errno.EACCES, "Permission denied", str(unified_tables[0]))
+
+    monkeypatch.setattr(pandas, "read_csv", refuse)
+    status, _, err = run(capsys, *fit_command(unified_tables[0]))
+    assert_one_line_error(status, err, "Permission denied", unified_tables[0].name)
+
+
+# ----------------------------------------- identifiability and predict (built by the fits and book helpers)
+@pytest.fixture(scope="module")
+def one_d_fit(tmp_path_factory):
+    law = get_law("ouyang_unified")
+    folder = tmp_path_factory.mktemp("one_d")
+    synthetic_table(law, law.parameter_sets["published"].values, {"N": [1e8, 1e9, 1e10], "D": [1e10], "P": [2, 3, 4]},
+                    noise=0.05, seed=1).to_csv(folder / "one_d.csv", index=False)
+    return folder / "one_d.csv"
+
+
+def test_a_fit_on_one_d_is_not_called_identified(capsys, one_d_fit, tmp_path):
+    out = tmp_path / "fit.json"
+    status, out_text, err = run(capsys, *fit_command(one_d_fit, "--out", out))
+    assert status == 3 and "D takes one value" in err and "± 0.0000" not in out_text
+    saved = json.loads(out.read_text())
+    assert saved["identified"] is False and any("D takes one value" in reason for reason in saved["identification"])
+    status, _, err = run(capsys, *fit_command(one_d_fit, "--accept-unidentified"))
+    assert status == 0, err
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda fit_json: fit_json.update(converged=False), ["did not converge"]),
+    (lambda fit_json: fit_json["params"].update(k=float("nan")), ["not finite"]),
+])
+def test_predict_refuses_a_failed_or_non_finite_fit(capsys, unified_tables, tmp_path, change, words):
+    out = tmp_path / "fit.json"
+    assert run(capsys, *fit_command(unified_tables[0], "--out", out))[0] == 0
+    content = json.loads(out.read_text())
+    change(content)
+    out.write_text(json.dumps(content))
+    status, _, err = run(capsys, "predict", "--law", "ouyang_unified", "--params", out, "--N", "1e9", "--D", "1e10", "--P", "3")
+    assert_one_line_error(status, err, *words)
+
+
+@pytest.mark.parametrize("bits", ["1", "17"])
+def test_predict_refuses_bit_widths_outside_2_to_16(capsys, bits):
+    status, _, err = run(capsys, "predict", "--law", "ouyang_unified", "--N", "1e9", "--D", "1e10", "--P", bits)
+    assert_one_line_error(status, err, "--P", "2 to 16")
