@@ -23,12 +23,14 @@ from qid.runtime import autocast
 
 
 def evaluation_windows(stream: torch.Tensor, window_length: int, eval_tokens: int, seed: int) -> torch.Tensor:
-    """A fixed, seeded set of non-overlapping windows covering at least `eval_tokens` predicted tokens.
+    """A fixed, seeded, stratified set of non-overlapping windows covering at least `eval_tokens` predicted tokens.
 
     The stream is cut into consecutive windows of `window_length` tokens; each window predicts
-    `window_length - 1` tokens (the first token has no context), so ⌈eval_tokens / (window_length − 1)⌉
-    windows are drawn without replacement with a seeded generator and returned in stream order
-    as a LongTensor [windows, window_length].
+    `window_length - 1` tokens (the first token has no context), so W = ⌈eval_tokens / (window_length − 1)⌉
+    windows are needed. The grid of windows is divided into W equal strata of consecutive windows and one window
+    is drawn from each with a seeded generator: the sample spreads over the whole split in proportion to each
+    document's length (documents are contiguous in the stream), which a simple random sample only does on
+    average. Returned in stream order as a LongTensor [W, window_length].
     """
     if not isinstance(window_length, int) or window_length < 2:
         raise ValueError(f"window length must be an integer ≥ 2 tokens, got {window_length!r}")
@@ -43,9 +45,18 @@ def evaluation_windows(stream: torch.Tensor, window_length: int, eval_tokens: in
             "or use a shorter window"
         )
     generator = torch.Generator().manual_seed(int(seed))
-    chosen = torch.randperm(available, generator=generator)[:wanted].sort().values
+    bounds = torch.linspace(0, available, wanted + 1).floor().long()  # stratum s covers [bounds[s], bounds[s+1])
+    widths = (bounds[1:] - bounds[:-1]).clamp(min=1)
+    offsets = (torch.rand(wanted, generator=generator, dtype=torch.float64) * widths).floor().long()
+    chosen = torch.minimum(bounds[:-1] + offsets, torch.tensor(available - 1))
     windows = stream[: available * window_length].view(available, window_length)
     return windows[chosen].clone()
+
+
+def all_windows(stream: torch.Tensor, window_length: int) -> torch.Tensor:
+    """Every non-overlapping window of the stream (the whole split), for checking a sample against the split."""
+    available = stream.numel() // window_length
+    return stream[: available * window_length].view(available, window_length).clone()
 
 
 def predicted_tokens(windows: torch.Tensor) -> int:
@@ -76,6 +87,60 @@ def window_losses(model, windows: torch.Tensor, batch_size: int = 8, progress: b
         losses.append(token_losses.view(targets.shape).double().mean(dim=1).cpu())
     model.train(was_training)
     return torch.cat(losses)
+
+
+# Reference log-probabilities larger than this are not cached (KL and top-1 agreement are then left out).
+REFERENCE_CACHE_BYTES = 1 << 30
+
+
+def reference_cache_bytes(windows: torch.Tensor, vocab_size: int) -> int:
+    return int(windows.shape[0] * (windows.shape[1] - 1) * vocab_size * 4)
+
+
+@torch.no_grad()
+def reference_log_probs(model, windows: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """The 16-bit model's next-token log-probabilities on every window: float32 CPU [windows, length − 1, vocab]."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for batch in windows.split(batch_size):
+        batch = batch.to(device)
+        with autocast(device):
+            logits = model(input_ids=batch, use_cache=False).logits
+        chunks.append(F.log_softmax(logits[:, :-1].float(), dim=-1).cpu())
+    model.train(was_training)
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def window_divergence(model, windows: torch.Tensor, reference: torch.Tensor, batch_size: int = 8):
+    """Per window: mean token cross-entropy (nats), mean KL(p_16 ‖ p_q) (nats per token) and top-1 agreement
+    (fraction of tokens where both models' most likely next token is the same). float64 CPU tensors [windows].
+
+    `reference` is `reference_log_probs` of the 16-bit model on the same windows. The cross-entropy is computed
+    exactly as `window_losses` does, so QiD from these losses equals the plain evaluation's."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    losses, divergences, agreements = [], [], []
+    for start in range(0, windows.shape[0], batch_size):
+        batch = windows[start:start + batch_size].to(device)
+        with autocast(device):
+            logits = model(input_ids=batch, use_cache=False).logits
+        logits = logits[:, :-1].float()
+        targets = batch[:, 1:]
+        token_losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+        losses.append(token_losses.view(targets.shape).double().mean(dim=1).cpu())
+        log_q = F.log_softmax(logits, dim=-1).cpu()
+        log_p = reference[start:start + batch.shape[0]]
+        kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1)  # [batch, length − 1]
+        divergences.append(kl.double().mean(dim=1))
+        agreements.append((log_p.argmax(dim=-1) == log_q.argmax(dim=-1)).double().mean(dim=1))
+    model.train(was_training)
+    return torch.cat(losses), torch.cat(divergences), torch.cat(agreements)
 
 
 @dataclass

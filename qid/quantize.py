@@ -13,10 +13,17 @@ Pythia GPTQ checkpoints of Ouyang et al. 2024:
   act-order (columns by decreasing diag(H)). Block by block: each transformer block sees the outputs of the
   already-quantized blocks before it, so only one block's activations are held at a time (``true_sequential``
   also orders the layers inside a block).
-* ``awq`` — activation-aware weight quantization (Lin et al. 2023, arXiv 2306.00978): per input channel
-  scale s = mean|x|^α (normalised), α searched on a grid to minimise ‖WX − Q(W·s)/s·X‖² on calibration
-  inputs, then RTN of the scaled weight. Real AWQ folds 1/s into the preceding operation; here it stays in
-  the (fake-quantized, full-precision) weight, which computes the same function. No clipping search.
+* ``awq`` — activation-aware weight quantization (Lin et al. 2023, arXiv 2306.00978), with AutoAWQ's layer
+  groups for GPT-NeoX: the layers that share an input and can absorb 1/s into the operation before them —
+  ``attention.query_key_value`` (after input_layernorm), ``mlp.dense_h_to_4h`` (after
+  post_attention_layernorm), ``mlp.dense_4h_to_h`` (after the activation) — get a per-input-channel scale
+  s = mean|x|^α (normalised), α ∈ {0, 1/20, …, 19/20} chosen to minimise the group's output error
+  ‖WX − Q(W·s)(X/s)‖² on calibration inputs; ``attention.dense`` is not scaled (its input cannot absorb it in
+  a fused-QKV model, as AutoAWQ notes). Then the clipping search: per output row (and group), the clamp range
+  max|w|·(1 − i/20), i = 0…9, that minimises that row's output error, for every layer but the query/key
+  projection (AutoAWQ leaves q/k unclipped). Each block's statistics come from the 16-bit outputs of the block
+  before it, as in AutoAWQ. Real AWQ folds 1/s into the preceding operation; here it stays in the
+  (fake-quantized, full-precision) weight, which computes the same function.
 * ``bnb`` (= ``bnb-nf4``), ``bnb-fp4`` — bitsandbytes' 4-bit NF4/FP4 block quantization (absmax per block of
   ``group_size``), quantized and dequantized with bitsandbytes itself where that library runs; elsewhere
   `QuantizerUnavailable` says why and a sweep skips the cell.
@@ -48,6 +55,11 @@ DEFAULT_DAMP = 0.01  # GPTQ dampening, fraction of the mean Hessian diagonal (th
 DEFAULT_BLOCK_SIZE = 128  # GPTQ lazy-batch width (columns)
 AWQ_GRID = 20  # α ∈ {0, 1/20, …, 19/20}
 AWQ_MAX_ROWS = 4096  # calibration input rows kept per layer for the AWQ search
+AWQ_CLIP_GRID = 20  # clip ratios 1 − i/20 ...
+AWQ_CLIP_MAX_SHRINK = 0.5  # ... for i < 0.5·20: down to 55 % of the row's max |w| (Lin et al.'s auto_clip)
+# AutoAWQ's GPT-NeoX groups: attention.dense is quantized unscaled; the fused query/key/value layer unclipped.
+AWQ_UNSCALED_SUFFIXES = ("attention.dense", "self_attention.dense")
+AWQ_UNCLIPPED_MARKERS = ("query", "key", "q_proj", "k_proj", "qkv", "Wqkv", "c_attn")
 
 
 class QuantizationError(ValueError):
@@ -279,11 +291,14 @@ def awq_quantize(
     group_size: int = DEFAULT_GROUP_SIZE,
     symmetric: bool = False,
     grid: int = AWQ_GRID,
+    scale: bool = True,
+    clip: bool = True,
 ) -> tuple[torch.Tensor, float]:
-    """AWQ scale search for one weight; returns (Q(W·s)/s in the input dtype, the chosen α).
+    """AWQ for one weight; returns (Q(clip(W·s))/s in the input dtype, the chosen α; 0 when not scaled).
 
     s = m^α / √(max(m^α)·min(m^α)) with m the mean |input| per channel; α ∈ {0, 1/grid, …} minimising the
-    output error on `input_sample`. α = 0 is plain RTN, so AWQ's calibration error is never above RTN's.
+    output error on `input_sample` (α = 0 is plain RTN, so the scale search never does worse than RTN). Then,
+    with `clip`, each output row's clamp range is searched (`awq_clip`) on the scaled weight and inputs.
     """
     bits, group_size = validate_bits(bits), validate_group_size(group_size)
     if bits == BASELINE_BITS:
@@ -292,16 +307,46 @@ def awq_quantize(
     x = input_sample.float()
     reference = x @ w.T
     magnitude = mean_absolute_input.float().clamp(min=1e-8)
-    best_error, best_alpha, best_weight = math.inf, 0.0, None
-    for step in range(grid):
+    best_error, best_alpha, best_scale = math.inf, 0.0, torch.ones_like(magnitude)
+    for step in range(grid if scale else 1):
         alpha = step / grid
         s = magnitude.pow(alpha).clamp(min=1e-4)
         s = s / torch.sqrt(s.max() * s.min())
         candidate = rtn_quantize(w * s, bits, group_size, symmetric).float() / s
         error = float(((x @ candidate.T - reference) ** 2).mean())
         if error < best_error:
-            best_error, best_alpha, best_weight = error, alpha, candidate
-    return best_weight.to(weight.dtype), best_alpha
+            best_error, best_alpha, best_scale = error, alpha, s
+    scaled = w * best_scale
+    if clip:
+        scaled = awq_clip(scaled, x / best_scale, bits, group_size, symmetric)
+    return (rtn_quantize(scaled, bits, group_size, symmetric).float() / best_scale).to(weight.dtype), best_alpha
+
+
+def awq_clip(weight: torch.Tensor, input_sample: torch.Tensor, bits: int, group_size: int = DEFAULT_GROUP_SIZE,
+             symmetric: bool = False, grid: int = AWQ_CLIP_GRID, max_shrink: float = AWQ_CLIP_MAX_SHRINK) -> torch.Tensor:
+    """AWQ's clipping search: per output row and input group, clamp the weights to ±max|w|·(1 − i/grid) for the
+    i < max_shrink·grid that minimises the group's contribution to that row's output error on `input_sample`.
+    Returns the clamped (not yet quantized) weight."""
+    w = weight.float()
+    x = input_sample.float()
+    out_features, in_features = w.shape
+    result = w.clone()
+    for begin, end in _group_bounds(in_features, group_size):
+        part, xs = w[:, begin:end], x[:, begin:end]
+        reference = xs @ part.T  # [rows of x, out_features]
+        original_max = part.abs().amax(dim=1, keepdim=True).clamp(min=1e-8)
+        best_error = torch.full((out_features,), math.inf)
+        best = part
+        for step in range(int(max_shrink * grid)):
+            limit = original_max * (1 - step / grid)
+            clamped = torch.maximum(torch.minimum(part, limit), -limit)
+            quantized = rtn_quantize(clamped, bits, -1, symmetric).float()
+            error = ((xs @ quantized.T - reference) ** 2).mean(dim=0)  # per output row
+            better = error < best_error
+            best_error = torch.where(better, error, best_error)
+            best = torch.where(better[:, None], clamped, best)
+        result[:, begin:end] = best
+    return result
 
 
 # ------------------------------------------------------------------------------------------ bitsandbytes
@@ -479,6 +524,8 @@ def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric,
         linears = {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)}
         order: list[str] = []
         statistics = _block_statistics(method, layer, linears, captured, order)
+        if method == "awq" and not true_sequential:
+            _run_block(layer, captured)  # AutoAWQ: the next block's inputs are this block's 16-bit outputs
         groups = [[name] for name in order] if true_sequential else [list(order)]
         for position, group in enumerate(groups):
             if position > 0:  # earlier layers of this block are quantized now: fresh statistics for this group
@@ -488,11 +535,15 @@ def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric,
                 if method == "gptq":
                     new_weight = gptq_quantize(module.weight, statistics[name].hessian, bits, group_size, symmetric, damp, act_order)
                 else:
-                    new_weight, alpha = awq_quantize(module.weight, statistics[name].mean_absolute(), statistics[name].sample(), bits, group_size, symmetric)
+                    new_weight, alpha = awq_quantize(
+                        module.weight, statistics[name].mean_absolute(), statistics[name].sample(), bits, group_size,
+                        symmetric, scale=not name.endswith(AWQ_UNSCALED_SUFFIXES),
+                        clip=not any(marker in name for marker in AWQ_UNCLIPPED_MARKERS))
                     details[f"{index}.{name}.alpha"] = alpha
                 module.weight.copy_(new_weight)
             del statistics
-        _run_block(layer, captured)  # the quantized block's outputs feed the next block
+        if method == "gptq" or true_sequential:
+            _run_block(layer, captured)  # GPTQ: the quantized block's outputs feed the next block
     model.train(was_training)
     return details
 

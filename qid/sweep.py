@@ -58,7 +58,9 @@ class SweepSpec:
     calibration_samples: int = 128  # sequences
     calibration_length: int | None = None  # tokens per sequence; None = the evaluation window
     calibration_source: str = "corpus:calibration"
-    seed: int = 0  # windows and calibration sample
+    seed: int = 0  # evaluation windows (and the calibration sample unless calibration_seeds is given)
+    calibration_seeds: list | None = None  # GPTQ/AWQ: one cell per calibration sample seed (default [seed])
+    kl: bool = True  # also KL(p_16 ‖ p_q) and top-1 agreement on the same windows (when the cache fits)
     device: str = "auto"
     batch_size: int = 8  # windows / calibration sequences per forward pass
     symmetric: bool = False
@@ -98,6 +100,13 @@ class SweepSpec:
         _positive_int("calibration_samples", self.calibration_samples)
         _positive_int("batch_size", self.batch_size)
         _positive_int("seed", self.seed, minimum=0)
+        calibration_seeds = [self.seed] if self.calibration_seeds is None else as_list("calibration_seeds",
+                                                                                       self.calibration_seeds)
+        for value in calibration_seeds:
+            _positive_int("calibration_seeds", value, minimum=0)
+        calibration_seeds = list(dict.fromkeys(calibration_seeds))
+        if not isinstance(self.kl, bool):
+            raise SweepSpecError(f"kl must be true or false, got {self.kl!r}")
         for key in ("eval_window", "calibration_length"):
             if getattr(self, key) is not None:
                 _positive_int(key, getattr(self, key), minimum=2)
@@ -113,7 +122,8 @@ class SweepSpec:
             runtime.resolve_device(self.device)
         except ValueError as error:
             raise SweepSpecError(f"device: {error}") from error
-        return replace(self, checkpoints=parsed, methods=methods, bits=bits, group_sizes=group_sizes, damp=float(self.damp))
+        return replace(self, checkpoints=parsed, methods=methods, bits=bits, group_sizes=group_sizes, damp=float(self.damp),
+                       calibration_seeds=calibration_seeds)
 
 
 def _positive_int(key, value, minimum=1):
@@ -194,6 +204,7 @@ class Cell:
     method: str
     bits: int
     group_size: int
+    calib_seed: int | None = None  # GPTQ/AWQ only: the calibration sample's seed
 
 
 def sweep_cells(spec: SweepSpec) -> tuple[list[Cell], list[str]]:
@@ -209,8 +220,10 @@ def sweep_cells(spec: SweepSpec) -> tuple[list[Cell], list[str]]:
                     if note not in notes:
                         notes.append(note)
                     continue
+                seeds = spec.calibration_seeds if method in quantize.CALIBRATED_METHODS else [None]
                 for group_size in spec.group_sizes:
-                    cells.append(Cell(checkpoint, method, bits, group_size))
+                    for calib_seed in seeds:
+                        cells.append(Cell(checkpoint, method, bits, group_size, calib_seed))
     return cells, notes
 
 
@@ -219,7 +232,7 @@ def _settings(spec: SweepSpec, eval_window: int, calibration_length: int) -> dic
         "eval_source": spec.eval_source, "eval_window": eval_window, "eval_tokens": spec.eval_tokens,
         "calibration_source": spec.calibration_source, "calibration_length": calibration_length,
         "calib_samples": spec.calibration_samples, "symmetric": spec.symmetric, "act_order": spec.act_order,
-        "damp": spec.damp, "seed": spec.seed, "calib_seed": spec.seed,
+        "damp": spec.damp, "seed": spec.seed,
         # batch size changes GPTQ/AWQ results (QiD moved by up to 29% in issue 11); threads change CPU sum order
         "batch_size": spec.batch_size, "threads": torch.get_num_threads(),
     }
@@ -227,7 +240,7 @@ def _settings(spec: SweepSpec, eval_window: int, calibration_length: int) -> dic
 
 def cell_key(cell: Cell, settings: dict) -> tuple[str, ...]:
     values = {"checkpoint": cell.checkpoint.label, "method": cell.method, "bits": cell.bits,
-              "group_size": cell.group_size, **settings}
+              "group_size": cell.group_size, **settings, "calib_seed": cell.calib_seed}
     return tuple(_format(values[column]) for column in KEY_COLUMNS)
 
 
@@ -240,6 +253,7 @@ def run_sweep(
     after_cell=None,
     log=None,
     ray: str | None = None,
+    window_losses: str | os.PathLike | None = None,
 ) -> dict:
     """Run the pending cells of `spec` (of one shard, if given), appending each finished row to `output`.
 
@@ -303,6 +317,8 @@ def run_sweep(
                         continue
                     row.update(device=device_text, dtype=str(dtype).removeprefix("torch."), versions=versions,
                                git_commit=commit, finished_at=provenance.utc_now())
+                    if window_losses is not None:
+                        _append_window_losses(window_losses, state, cell, settings)
                     if append_row(output, row):
                         summary["written"] += 1
                     else:
@@ -318,6 +334,28 @@ def run_sweep(
     return summary
 
 
+def _append_window_losses(path, state: "_CheckpointState", cell: Cell, settings: dict) -> None:
+    """One JSON line per cell (and one per checkpoint for the 16-bit model) with its per-window losses, so a later
+    analysis can bootstrap windows and compare checkpoints on identical windows. Written before the cell's row:
+    a crash in between leaves a line without a row, which the reader drops (it keys lines by the cell)."""
+    import json
+
+    path = Path(path)
+    lines = []
+    if not getattr(state, "wrote_reference", False):
+        lines.append({"checkpoint": state.info.checkpoint, "step": state.info.step, "method": "none", "bits": 16,
+                      "calib_seed": None, "windows": [float(v) for v in state.losses_16]})
+        state.wrote_reference = True
+    lines.append({"checkpoint": state.info.checkpoint, "step": state.info.step, "method": cell.method,
+                  "bits": cell.bits, "calib_seed": cell.calib_seed,
+                  "windows": [float(v) for v in state.last_window_losses]})
+    with open(path, "a", encoding="utf-8") as stream:
+        for line in lines:
+            stream.write(json.dumps(line) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
 def _window_lengths(spec: SweepSpec, checkpoint, context: int | None) -> tuple[int, int]:
     eval_window = spec.eval_window or min(context or DEFAULT_EVAL_WINDOW, DEFAULT_EVAL_WINDOW)
     if context is not None and eval_window > context:
@@ -326,7 +364,7 @@ def _window_lengths(spec: SweepSpec, checkpoint, context: int | None) -> tuple[i
 
 
 class _CheckpointState:
-    """One loaded checkpoint: its windows, calibration sample, 16-bit losses and weight snapshot."""
+    """One loaded checkpoint: its windows, calibration samples, 16-bit losses (and log-probs) and weight snapshot."""
 
     def __init__(self, spec: SweepSpec, checkpoint, eval_window, calibration_length, device, dtype, log):
         started = time.perf_counter()
@@ -336,41 +374,60 @@ class _CheckpointState:
         runtime.seed_everything(spec.seed)
         stream = textsource.token_stream(spec.eval_source, self.tokenizer, role="eval")
         self.windows = evaluate.evaluation_windows(stream, eval_window, spec.eval_tokens, spec.seed)
-        self._calibration = None
+        self._calibration: dict[int, torch.Tensor] = {}
         self.snapshot = quantize.snapshot_weights(self.model)
         self.losses_16 = evaluate.window_losses(self.model, self.windows, spec.batch_size)
+        # KL and top-1 agreement need the 16-bit next-token distributions; cached when they fit in memory.
+        self.reference = None
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        if spec.kl and evaluate.reference_cache_bytes(self.windows, vocab) <= evaluate.REFERENCE_CACHE_BYTES:
+            self.reference = evaluate.reference_log_probs(self.model, self.windows, spec.batch_size)
+        elif spec.kl:
+            log(f"{self.info.checkpoint}: KL and top-1 agreement left out (the 16-bit log-probabilities would need "
+                f"{evaluate.reference_cache_bytes(self.windows, vocab) / 2**30:.1f} GiB; evaluate fewer tokens)")
         self.setup_seconds = time.perf_counter() - started
         log(f"{self.info.checkpoint}: N={self.info.N:,} D={self.info.D} loss_16={float(self.losses_16.mean()):.4f} "
             f"on {self.windows.shape[0]} windows × {eval_window} tokens")
 
-    def calibration(self) -> torch.Tensor:
-        """The calibration sample, drawn on first use (RTN-only sweeps never tokenize the calibration text)."""
-        if self._calibration is None:
+    def calibration(self, seed: int) -> torch.Tensor:
+        """The calibration sample of one seed, drawn on first use (RTN-only sweeps never tokenize the calibration text)."""
+        if seed not in self._calibration:
             stream = textsource.token_stream(self.spec.calibration_source, self.tokenizer, role="calibration")
-            self._calibration = textsource.sample_calibration(
-                stream, self.spec.calibration_samples, self.calibration_length, self.spec.seed)
-        return self._calibration
+            self._calibration[seed] = textsource.sample_calibration(
+                stream, self.spec.calibration_samples, self.calibration_length, seed)
+        return self._calibration[seed]
 
     def measure(self, cell: Cell, settings: dict) -> dict:
+        """One cell's row; the quantized model's per-window losses are kept in `self.last_window_losses`."""
         started = time.perf_counter()
         quantize.restore_weights(self.model, self.snapshot)
-        calibration = self.calibration() if cell.method in quantize.CALIBRATED_METHODS else None
-        runtime.seed_everything(self.spec.seed)
+        calibration = self.calibration(cell.calib_seed) if cell.method in quantize.CALIBRATED_METHODS else None
+        runtime.seed_everything(self.spec.seed if cell.calib_seed is None else cell.calib_seed)
+        kl = kl_se = top1 = float("nan")
         try:
             report = quantize.quantize_model(
                 self.model, cell.method, cell.bits, cell.group_size, calibration,
                 symmetric=self.spec.symmetric, act_order=self.spec.act_order, damp=self.spec.damp,
                 batch_size=self.spec.batch_size,
             )
-            losses_q = evaluate.window_losses(self.model, self.windows, self.spec.batch_size)
+            if self.reference is not None:
+                losses_q, divergences, agreements = evaluate.window_divergence(
+                    self.model, self.windows, self.reference, self.spec.batch_size)
+                kl = float(divergences.mean())
+                kl_se = float(divergences.std(unbiased=True) / divergences.numel() ** 0.5)
+                top1 = float(agreements.mean())
+            else:
+                losses_q = evaluate.window_losses(self.model, self.windows, self.spec.batch_size)
         finally:
             quantize.restore_weights(self.model, self.snapshot)
+        self.last_window_losses = losses_q
         result = evaluate.paired_qid(self.losses_16, losses_q, tokens_per_window=self.eval_window - 1)
         return {
             "family": self.info.family, "checkpoint": self.info.checkpoint, "step": self.info.step,
             "N": self.info.N, "D": self.info.D, "method": cell.method, "bits": cell.bits,
             "group_size": cell.group_size, "loss_16": result.loss_16, "loss_q": result.loss_q,
-            "qid": result.qid, "qid_se": result.qid_se, "eval_windows": result.windows, **settings,
+            "qid": result.qid, "qid_se": result.qid_se, "kl": kl, "kl_se": kl_se, "top1_agree": top1,
+            "eval_windows": result.windows, **settings, "calib_seed": cell.calib_seed,
             "seconds": round(time.perf_counter() - started, 3),
             "quantize_seconds": round(report.seconds, 3),
         }

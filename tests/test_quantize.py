@@ -191,8 +191,12 @@ def test_qid_grows_as_bits_fall_and_gptq_beats_rtn_at_low_bits(trained):
             qid[method, bits] = paired_qid(losses_16, window_losses(model, windows, batch_size=32))
             quantize.restore_weights(model, snapshot)
     for method in ("rtn", "gptq"):
-        values = [qid[method, bits].qid for bits in (8, 4, 3, 2)]
-        assert values == sorted(values) and len(set(values)) == 4, f"{method}: {values}"
+        q = {bits: qid[method, bits].qid for bits in (2, 3, 4, 8)}
+        se = {bits: qid[method, bits].qid_se for bits in (2, 3, 4, 8)}
+        # 2 > 3 > 4 bits beyond the noise; at 4 and 8 bits a well-calibrated GPTQ sits within noise of zero,
+        # so those two are only required to lie below 3 bits and within 3 SE of each other's order
+        assert q[2] > q[3] + 2 * se[3] and q[3] > q[4] + 2 * se[4], f"{method}: {q}"
+        assert q[8] < q[3] and q[8] <= q[4] + 3 * (se[4] + se[8]), f"{method}: {q}"
         # 2 bits is far above the window-sampling noise
         assert qid[method, 2].qid > 3 * qid[method, 2].qid_se
     for bits in (2, 3):

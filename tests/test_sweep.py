@@ -91,19 +91,23 @@ def test_interrupted_sweep_resumes_to_the_same_table(model_folders, uninterrupte
     assert len(sweep.load_results(path)) == 3  # every finished row kept
 
     # a Ctrl-C in the middle of the next cell's evaluation
-    original = evaluate.window_losses
     calls = []
 
-    def interrupt_on_third_call(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
+    def interrupting(original):
+        def interrupt_on_third_call(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+        return interrupt_on_third_call
 
-    monkeypatch.setattr(evaluate, "window_losses", interrupt_on_third_call)
+    # the quantized evaluation goes through window_divergence (QiD with KL and top-1), the 16-bit one through
+    # window_losses: count both
+    for name in ("window_losses", "window_divergence"):
+        monkeypatch.setattr(evaluate, name, interrupting(getattr(evaluate, name)))
     with pytest.raises(KeyboardInterrupt):
         run_sweep(_spec(model_folders), path, progress=False)
-    monkeypatch.setattr(evaluate, "window_losses", original)
+    monkeypatch.undo()
     assert len(sweep.load_results(path)) == 4  # the interrupted cell left nothing half-written
 
     summary = run_sweep(_spec(model_folders), path, progress=False)
@@ -121,11 +125,19 @@ def test_shards_merge_into_the_same_table(model_folders, uninterrupted, tmp_path
 
 
 def test_the_16_bit_loss_is_computed_once_per_checkpoint(model_folders, tmp_path, monkeypatch):
-    original = evaluate.window_losses
-    calls = []
-    monkeypatch.setattr(evaluate, "window_losses", lambda *a, **k: calls.append(1) or original(*a, **k))
+    calls = {"window_losses": 0, "reference_log_probs": 0, "window_divergence": 0}
+
+    def counting(name, original):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+        return counted
+
+    for name in calls:
+        monkeypatch.setattr(evaluate, name, counting(name, getattr(evaluate, name)))
     run_sweep(_spec(model_folders, methods=["rtn"], bits=[2, 3, 4]), tmp_path / "qid.csv", progress=False)
-    assert len(calls) == 2 * (1 + 3)  # per checkpoint: one 16-bit evaluation, one per cell
+    # per checkpoint: one 16-bit evaluation and one pass for its log-probabilities (KL), then one per cell
+    assert calls == {"window_losses": 2, "reference_log_probs": 2, "window_divergence": 2 * 3}
 
 
 def test_a_partial_last_line_from_a_killed_writer_is_dropped(uninterrupted, tmp_path):
