@@ -418,6 +418,10 @@ def _run_fit(args) -> int:
     if not 0 < args.confidence < 1:
         raise CliError(f"--confidence must be between 0 and 1, got {args.confidence}")
     law = law_registry.get_law(args.law)
+    if args.out:  # before the fit: a mistyped --out (a folder, a model file) fails at once and stays untouched
+        from qid.outputs import check_replaceable, is_fit_json
+
+        check_replaceable(args.out, is_fit_json, "fit JSON", option="--out")
     raw = load_table(args.data)
     raw.attrs.update(source=str(args.data), sha256=file_sha256(args.data))
     table = law_table(raw, law, method=args.method, where=args.where)

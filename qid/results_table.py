@@ -18,10 +18,12 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from qid.outputs import check_location
+
 # Every column of the results table, in order (units in data/README.md).
 COLUMNS = (
     "family", "checkpoint", "step", "N", "D", "method", "bits", "group_size",
-    "loss_16", "loss_q", "qid", "qid_se", "kl", "kl_se", "top1_agree", "eval_tokens", "eval_windows", "eval_window", "eval_source",
+    "loss_16", "loss_q", "qid", "qid_se", "eval_tokens", "eval_windows", "eval_window", "eval_source",
     "calib_samples", "calibration_length", "calibration_source", "symmetric", "act_order", "damp", "seed",
     "calib_seed", "batch_size", "threads",
     "device", "dtype", "seconds", "quantize_seconds", "versions", "git_commit", "finished_at",
@@ -37,8 +39,6 @@ KEY_COLUMNS = (
 # What a reader of the table needs; tables written by earlier versions (fewer columns) still have these.
 READ_COLUMNS = ("family", "checkpoint", "step", "N", "D", "method", "bits", "group_size", "loss_16", "loss_q",
                 "qid", "qid_se")
-# Outputs under these folders are kernel interfaces, not files: writing there hangs or fails oddly.
-SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
 _FIRST_LINE_LIMIT = 65_536  # bytes read to find the header line
 
 
@@ -106,27 +106,10 @@ def _check_header(path: Path) -> None:
 
 def check_output_path(path: str | os.PathLike) -> Path:
     """Refuse an output that is not absent, empty, or a QiD results table, before anything is written."""
-    path = Path(path)
+    path = check_location(path, "output")
     resolved = Path(os.path.abspath(os.path.expanduser(path))).resolve()
-    for folder in SYSTEM_FOLDERS:
-        if resolved == folder or folder in resolved.parents:
-            raise OutputTableError(f"{path}: under {folder}, a system folder; write the table to an ordinary file")
     if resolved.exists():
-        if resolved.is_dir():
-            raise OutputTableError(f"{path}: is a folder; give a CSV file name inside it")
-        if not resolved.is_file():
-            raise OutputTableError(f"{path}: not a regular file; give an ordinary CSV file name")
-        if not os.access(resolved, os.R_OK | os.W_OK):
-            raise OutputTableError(f"{path}: cannot be read and written (permissions)")
         _check_header(resolved)
-    else:
-        ancestor = resolved.parent
-        while not ancestor.exists():
-            ancestor = ancestor.parent
-        if not ancestor.is_dir():
-            raise OutputTableError(f"{path}: {ancestor} is a file, not a folder")
-        if not os.access(ancestor, os.W_OK | os.X_OK):
-            raise OutputTableError(f"{path}: cannot create it, folder {ancestor} is not writable")
     lock = Path(str(resolved) + ".lock")
     if lock.exists() and (not lock.is_file() or lock.stat().st_size > 0):
         raise OutputTableError(f"{lock}: exists and is not an (empty) lock file of this table; move it away")

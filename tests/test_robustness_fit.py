@@ -140,3 +140,17 @@ def test_predict_refuses_a_failed_or_non_finite_fit(capsys, unified_tables, tmp_
 def test_predict_refuses_bit_widths_outside_2_to_16(capsys, bits):
     status, _, err = run(capsys, "predict", "--law", "ouyang_unified", "--N", "1e9", "--D", "1e10", "--P", bits)
     assert_one_line_error(status, err, "--P", "2 to 16")
+
+
+@pytest.mark.parametrize("make_target, words", [
+    (lambda folder: folder, ["is a folder"]),
+    (lambda folder: folder / "weights.safetensors", ["is not a fit JSON", "refusing to replace"]),
+    (lambda folder: folder / "table.csv", ["is not a fit JSON", "refusing to replace"]),
+])
+def test_fit_out_refuses_a_folder_or_a_file_that_is_not_a_fit(capsys, unified_tables, tmp_path, make_target, words):
+    (tmp_path / "weights.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}" + bytes(64))
+    (tmp_path / "table.csv").write_text("N,D,P,qid\n1,2,3,4\n")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    status, _, err = run(capsys, *fit_command(unified_tables[0], "--out", make_target(tmp_path)))
+    assert_one_line_error(status, err, "--out", *words)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
