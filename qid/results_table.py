@@ -23,7 +23,7 @@ from qid.outputs import check_location
 # Every column of the results table, in order (units in data/README.md).
 COLUMNS = (
     "family", "checkpoint", "step", "N", "D", "method", "bits", "group_size",
-    "loss_16", "loss_q", "qid", "qid_se", "eval_tokens", "eval_windows", "eval_window", "eval_source",
+    "loss_16", "loss_q", "qid", "qid_se", "kl", "kl_se", "top1_agree", "eval_tokens", "eval_windows", "eval_window", "eval_source",
     "calib_samples", "calibration_length", "calibration_source", "symmetric", "act_order", "damp", "seed",
     "calib_seed", "batch_size", "threads",
     "device", "dtype", "seconds", "quantize_seconds", "versions", "git_commit", "finished_at",
