@@ -17,7 +17,7 @@ GLUED = {
     "05_fits_on_our_data": {"fit_n_points": 33, "unified_alpha": 0.3, "unified_alpha_low": 0.14,
                             "unified_alpha_high": 0.5, "unified_beta": 0.9, "unified_beta_low": 0.72,
                             "unified_beta_high": 1.1, "unified_gamma": 3.4, "unified_gamma_low": 2.9,
-                            "unified_gamma_high": 4.2, "best_law_aic": "unified"},
+                            "unified_gamma_high": 4.2, "best_law_aicc": "unified"},
 }
 
 
@@ -25,7 +25,7 @@ def test_statements_use_glued_numbers_and_name_the_chapter_to_run_where_missing(
     rows = {title: (chapter, text) for title, chapter, text in statements(GLUED)}
     assert "48 of 48 cells" in rows["Table 1"][1] and "83%" in rows["Table 1"][1]
     assert "α = 0.3 [0.14, 0.5]" in rows["Our exponents"][1]
-    assert "whole interval is above zero" in rows["Our exponents"][1]
+    assert "whole interval is above zero" in rows["Our exponents"][1] and "By AICc" in rows["Our exponents"][1]
     assert "--only 02_measure_qid" in rows["Measuring QiD"][1] and "not executed" in rows["Measuring QiD"][1]
     partial = {"05_fits_on_our_data": {k: v for k, v in GLUED["05_fits_on_our_data"].items() if k != "unified_gamma_high"}}
     text = dict((title, text) for title, _, text in statements(partial))["Our exponents"]
