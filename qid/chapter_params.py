@@ -97,7 +97,7 @@ def _parse_text(text: str):
         return text
 
 
-def _scalar(parameter: Parameter, kind: type, value):
+def _scalar(kind: type, value):
     """Coerce one scalar to `kind`; None when it cannot be (the caller raises)."""
     if isinstance(value, str) and kind is not str:
         value = _parse_text(value)
@@ -158,13 +158,13 @@ def coerce(parameter: Parameter, value) -> Any:
             raise _fail(parameter, original)
         items = []
         for element in value:
-            item = _scalar(parameter, parameter.item, element) if parameter.item else element
+            item = _scalar(parameter.item, element) if parameter.item else element
             if item is None:
                 raise _fail(parameter, original)
             _check_scalar(parameter, item, original)
             items.append(item)
         return items
-    coerced = _scalar(parameter, parameter.kind, value)
+    coerced = _scalar(parameter.kind, value)
     if coerced is None:
         raise _fail(parameter, original)
     _check_scalar(parameter, coerced, original)
