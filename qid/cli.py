@@ -258,8 +258,15 @@ def _run_train_suite(args) -> int:
         raise CliError(f"--sizes: unknown size(s) {', '.join(unknown)} for preset {args.preset}; "
                        f"use some of {', '.join(sizes_in_preset)}")
     if args.list:
-        for run in suite.shard_runs(suite.plan_runs(args.preset, args.runs_dir, args.designs, args.sizes, args.device),
-                                    parse_shard(args.shard)):
+        spec = suite.get_preset(args.preset)
+        try:
+            learning_rates = suite.chosen_learning_rates(spec, args.runs_dir)
+        except ValueError:  # sweep not finished: list the designs at the first candidate, and say so
+            learning_rates = {size: spec.max_lr.get(size, spec.lr_candidates[0]) for size in spec.sizes}
+            print("(learning-rate sweep not finished: the designs' lr below is a placeholder)")
+        planned = (suite.plan_lr_sweep(spec, args.runs_dir, args.sizes, args.device)
+                   + suite.plan_runs(spec, args.runs_dir, args.designs, args.sizes, args.device, learning_rates))
+        for run in suite.shard_runs(planned, parse_shard(args.shard)):
             c = run.config
             print(f"{run.design:9s} {run.name:22s} N-size {run.size:5s} steps {c.steps:6d} tokens {c.steps * c.tokens_per_step:>12,} "
                   f"{c.schedule:8s} lr {c.max_lr:g} checkpoints {list(c.checkpoint_steps) or [c.steps]}")
@@ -267,9 +274,13 @@ def _run_train_suite(args) -> int:
     if args.workers and args.ray:
         raise CliError("--workers and --ray: choose one (Ray schedules the runs itself)")
     if args.workers:
-        paths = suite.run_pipeline(args.preset, args.workers, args.threads or 1, args.runs_dir, args.designs, args.sizes,
-                                   args.device, measure=args.measure, output_dir=args.output_dir,
-                                   command="qid " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+        from qid import suite_pipeline
+
+        stages = ("lr_sweep", "main", "measure") if args.measure else ("lr_sweep", "main")
+        suite_pipeline.run_pipeline(args.preset, args.workers, args.threads or 1, args.runs_dir, args.designs,
+                                    args.sizes, args.device, stages=stages)
+        paths = suite_pipeline.write_tables(args.preset, args.runs_dir, args.output_dir,
+                                            command="qid " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
         for kind, path in paths.items():
             print(f"{kind}: {path}")
         return 0
@@ -301,12 +312,16 @@ def _run_measure_suite(args) -> int:
 
     _set_threads(args.threads)
     if not args.tables:
-        output = suite.measure_suite(args.preset, runs_dir=args.runs_dir, device=args.device,
-                                     shard=parse_shard(args.shard), progress=not args.no_progress, ray=args.ray)
+        from qid import suite_measure
+
+        output = suite_measure.measure_suite(args.preset, runs_dir=args.runs_dir, device=args.device,
+                                             shard=parse_shard(args.shard), progress=not args.no_progress, ray=args.ray)
         print(f"QiD sweep rows: {output}")
         if args.shard:
             return 0
-    for kind, path in suite.write_suite_tables(args.preset, args.runs_dir, args.output_dir).items():
+    from qid import suite_pipeline
+
+    for kind, path in suite_pipeline.write_tables(args.preset, args.runs_dir, args.output_dir).items():
         print(f"{kind}: {path}")
     return 0
 

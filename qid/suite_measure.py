@@ -91,8 +91,9 @@ def _mine(items: list[str], costs: list[float], shard) -> list[str]:
 
 
 def measure_suite(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, device: str = "cpu", shard=None,
-                  progress: bool = True, full_split: bool = True) -> Path:
-    """Run the suite's three sweeps for one shard (by checkpoint, balanced by model cost); resumable."""
+                  progress: bool = True, full_split: bool = True, ray: str | None = None) -> Path:
+    """Run the suite's three sweeps for one shard (by checkpoint, balanced by model cost); resumable.
+    `ray` ('local' or an address): each checkpoint's cells run as Ray tasks (`qid.distributed`)."""
     from qid.suite_tables import collect_checkpoints, measured_checkpoints
     from qid.sweep import parse_shard, run_sweep
 
@@ -107,6 +108,15 @@ def measure_suite(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, device: 
     jobs = [("main", c) for c in every] + [("calibration", c) for c in calibration]
     jobs += [("full", c) for c in full] if full_split else []
     weights = {"main": 1.0, "calibration": 1.4, "full": 4.0}
+    if ray is not None:  # the cluster schedules the checkpoints itself: one sweep per kind, every checkpoint at once
+        seeds = suite.get_preset(preset).qid_calibration_seeds
+        run_sweep(sweep_spec(preset, every, device), output, progress=progress, ray=ray)
+        run_sweep(sweep_spec(preset, calibration, device, calibration_seeds=seeds), output, progress=progress, ray=ray)
+        if full_split:
+            for checkpoint in full:
+                run_sweep(full_split_spec(preset, checkpoint, device), full_split_output(preset, runs_dir),
+                          progress=progress, ray=ray)
+        return output
     labels = [f"{kind}|{checkpoint}" for kind, checkpoint in jobs]
     mine = set(_mine(labels, [weights[k] * cost[c] for k, c in jobs], shard))
     for kind, checkpoint in jobs:
@@ -115,7 +125,8 @@ def measure_suite(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, device: 
         if kind == "main":
             run_sweep(sweep_spec(preset, [checkpoint], device), output, progress=progress, window_losses=windows)
         elif kind == "calibration":
-            run_sweep(sweep_spec(preset, [checkpoint], device, calibration_seeds=(0, 1, 2)), output, progress=progress,
+            seeds = suite.get_preset(preset).qid_calibration_seeds
+            run_sweep(sweep_spec(preset, [checkpoint], device, calibration_seeds=seeds), output, progress=progress,
                       window_losses=windows)
         else:
             run_sweep(full_split_spec(preset, checkpoint, device), full_split_output(preset, runs_dir), progress=progress)

@@ -91,3 +91,48 @@ def run_pipeline(preset: str = "cpu", workers: int = 2, threads: int = 1, runs_d
         _record_stage(preset, runs_dir, stage, seconds[stage], workers)
         log(f"[{preset}] stage {stage}: done in {seconds[stage]:.0f} s")
     return seconds
+
+
+def ngram_baselines(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
+    """The n-gram baselines on the preset's evaluation windows and the whole eval split (cached in runs/)."""
+    import torch
+
+    from qid import corpus, evaluate, ngram
+    from qid.atomicio import atomic_write_csv
+
+    path = Path(runs_dir) / preset / "ngram_baselines.csv"
+    if not path.is_file():
+        spec = suite.get_preset(preset)
+        stream = torch.from_numpy(corpus.load_split_tokens("eval").astype("int64"))
+        windows = evaluate.evaluation_windows(stream, spec.seq_len, spec.qid_eval_windows * (spec.seq_len - 1), 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_csv(path, ngram.baselines(spec.seq_len, windows), float_format="%.6g")
+    return path
+
+
+def write_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output_dir=suite.SUITE_DATA_DIR,
+                 command: str = "") -> dict[str, Path]:
+    """The tidy tables with provenance: commit, machine, packages, wall time per stage, tokens/s per size."""
+    from qid import corpus
+    from qid.provenance import git_commit, machine_description, package_versions, utc_now
+    from qid.suite_tables import collect_checkpoints, write_suite_tables
+
+    import dataclasses
+
+    ngram_baselines(preset, runs_dir)
+    checkpoints = collect_checkpoints(preset, runs_dir)
+    speed = checkpoints.groupby("size", sort=False)["tokens_per_second"].median().round(0).to_dict()
+    times = stage_times(preset, runs_dir)
+    provenance = {
+        "command": command or f"qid train-suite --preset {preset} --workers 2 --threads 1 --measure",
+        "preset": dataclasses.asdict(suite.get_preset(preset)),
+        "commit": git_commit(), "machine": machine_description(), "packages": package_versions(),
+        "written_utc": utc_now(),
+        "wall_s_by_stage": times, "wall_s_total": round(sum(times.values()), 1),
+        "training_tokens_per_second_by_size": speed,
+        "corpus_train_tokens": int(corpus.load_split_tokens("train").size),
+        "note": "wall times are summed over resumed executions, on a 2-core machine shared with other jobs (the "
+                "training workers ran at nice -8); tokens/s per size is the median over the size's runs of each "
+                "run's single-thread training throughput",
+    }
+    return write_suite_tables(preset, runs_dir, output_dir, provenance=provenance)
