@@ -67,3 +67,17 @@ def test_weighted_fit_recovers_the_exponents_and_truncate_then_log_does_not(caps
     # intervals miss the truth in most draws.
     assert truncated_covers["gamma"] <= len(SEEDS) // 2, truncated_covers
     assert np.mean(truncated_gamma) < TRUTH["gamma"] - 0.5
+
+
+def test_extra_scatter_is_estimated_when_the_measured_errors_miss_part_of_the_spread():
+    from qid.fit import fit_law
+
+    rng = np.random.default_rng(4)
+    table = heteroscedastic_unified_table(TRUTH, SIZES, RUNGS, BITS, 0.002, seed=4)
+    relative_scatter = 0.1  # 10 % multiplicative scatter the qid_se column does not know about
+    table = table.assign(qid=table["qid"] + relative_scatter * table["qid_true"] * rng.standard_normal(len(table)))
+    without = fit_law("ouyang_unified", table, space="linear", errors="qid_se", starts=50)
+    with_scatter = fit_law("ouyang_unified", table, space="linear", errors="qid_se", extra_scatter=True, starts=50)
+    assert 0.06 < with_scatter.extra_scatter < 0.15
+    assert with_scatter.aicc < without.aicc  # the extra parameter earns its place
+    assert with_scatter.stderr["gamma"] > without.stderr["gamma"]  # and widens the intervals it should
