@@ -65,6 +65,7 @@ class SuitePreset:
     qid_calibration_samples: int = 64         # GPTQ / AWQ calibration sequences of seq_len tokens
     qid_calibration_seeds: tuple[int, ...] = (0, 1, 2)  # calibration samples on the checkpoints picked for them
     qid_batch_size: int = 16                  # sequences per forward pass in measurement (fixed: results move with it)
+    qid_full_split_windows: int | None = None  # the whole-split check: every eval window (None) or this many
     note: str = ""
 
     def steps(self, tokens: float) -> int:
@@ -114,8 +115,8 @@ PRESETS = {
         lr_candidates=(4e-3, 8e-3), lr_sweep_tokens_per_parameter=2.5, lr_sweep_min_tokens=16_384,
         batch_size=4, seq_len=64, warmup_steps=4, eval_sequences=8,
         qid_methods=("rtn", "gptq", "awq"), qid_bits=(2, 4), qid_eval_windows=16, qid_calibration_samples=8,
-        qid_calibration_seeds=(0, 1), qid_batch_size=8,
-        note="tiny preset: seconds per run, for tests",
+        qid_calibration_seeds=(0, 1), qid_batch_size=8, qid_full_split_windows=64,
+        note="tiny preset: seconds per run, for tests (its 'full split' check is 64 windows: plumbing only)",
     ),
     # For the GPU campaign (bf16 autocast on CUDA). Sizes reach 10x the CPU suite's largest; the corpus has 10.2M
     # training tokens, so the longest run (the 1.5m size at D/N 20) stays under 4 epochs (30M tokens ≈ 3 epochs).

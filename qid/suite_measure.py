@@ -139,8 +139,10 @@ def full_split_spec(preset: str, checkpoint, device: str = "cpu"):
 
     spec = suite.get_preset(preset)
     windows = corpus.load_split_tokens("eval").size // spec.seq_len
+    windows = min(windows, spec.qid_full_split_windows or windows)
+    bits = [b for b in FULL_SPLIT_BITS if b in spec.qid_bits] or list(spec.qid_bits[:1])
     return sweep_spec(preset, [checkpoint], device, eval_tokens=windows * (spec.seq_len - 1),
-                      methods=FULL_SPLIT_METHODS, bits=FULL_SPLIT_BITS, kl=False)
+                      methods=FULL_SPLIT_METHODS, bits=bits, kl=False)
 
 
 def full_split_comparison(preset: str, runs_dir, checkpoints):

@@ -119,9 +119,12 @@ def tidy_qid(sweep_csv, checkpoints):
     table = checkpoints.copy()
     table["_key"] = table["checkpoint"].map(_checkpoint_key)
     raw["_key"] = raw["checkpoint"].map(_checkpoint_key)
-    table = table.rename(columns={"eval_loss": "eval_loss_log"})
-    merged = raw.drop(columns=["N", "step"]).merge(table.drop(columns=["checkpoint"]), on="_key", how="inner",
-                                                   validate="many_to_one")
+    # the checkpoint table's own settings (training batch size, ...) give way to the measurement's
+    table = table.drop(columns=[c for c in table.columns if c in raw.columns and c != "_key"] + ["checkpoint"],
+                       errors="ignore")
+    merged = raw.drop(columns=["N", "step"], errors="ignore").merge(
+        checkpoints.assign(_key=checkpoints["checkpoint"].map(_checkpoint_key))[["_key", "N", "step"]].merge(
+            table, on="_key"), on="_key", how="inner", validate="many_to_one")
     return merged[list(QID_COLUMNS)].sort_values(
         ["design", "size", "run", "step", "method", "bits", "calib_seed"], key=_size_order).reset_index(drop=True)
 

@@ -1,42 +1,62 @@
-"""The suite: checkpoint spacing, the three designs' plans, sharding, a tiny end-to-end run, committed tables."""
+"""The suite: the ladder design, the learning-rate sweep, sharding, a tiny end-to-end run with measurement."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from qid import suite
+from qid import suite, suite_measure, suite_pipeline, suite_tables
 from qid import train as training
 
-
-def test_checkpoint_schedule_is_log_spaced_then_regular():
-    steps = suite.checkpoint_schedule(977, first=16, regular_parts=4)
-    assert steps == [31, 61, 122, 244, 488, 733, 977]
-    assert suite.checkpoint_schedule(10, first=16) == [2, 5, 8, 10]  # no halvings below `first`
+LRS = {"13k": 8e-3, "25k": 8e-3, "57k": 8e-3, "150k": 8e-3}
 
 
-def test_cpu_preset_plan_has_three_designs_and_four_sizes_over_one_and_a_half_decades():
-    from qid.models import mini_shape
+def test_cpu_preset_crosses_n_with_a_shared_ladder():
+    preset = suite.get_preset("cpu")
+    n = {size: suite.size_parameters(size) for size in preset.sizes}
+    assert len(n) >= 4 and np.log10(max(n.values()) / min(n.values())) >= 1.0
+    smallest_two = sorted(n, key=n.get)[:2]
+    assert all(max(preset.rungs(size)) >= 300 for size in smallest_two)
+    assert all(len(preset.rungs(size)) >= 5 for size in preset.sizes)
+    for size in preset.sizes:  # every size shares the ladder's first rungs: N and D/N are crossed
+        assert preset.rungs(size) == preset.ladder[: len(preset.rungs(size))]
+    assert len(preset.cosine_seeds) >= 2 and len(preset.qid_calibration_seeds) >= 3
 
-    runs = suite.plan_runs("cpu")
-    assert {run.design for run in runs} == set(suite.DESIGNS)
-    sizes = {run.size for run in runs if run.design == "cosine"}
-    assert len(sizes) >= 4
-    n = [mini_shape(size).non_embedding_parameters for size in sizes]
-    assert np.log10(max(n) / min(n)) >= 1.5
-    for run in runs:
-        run.config.validate()
-        if run.design == "wsd" and run.config.schedule == "wsd":
-            # a decay branch starts from a checkpoint the constant run saves, with its optimizer state
-            stable = next(r for r in runs if r.name == run.depends_on)
+
+def test_plan_has_a_checkpoint_at_every_rung_and_a_decay_branch_ending_at_each():
+    preset = suite.get_preset("cpu")
+    runs = suite.plan_runs(preset, learning_rates=LRS)
+    for size in preset.sizes:
+        rungs = suite.rung_steps(preset, size)
+        cosine = [r for r in runs if r.design == "cosine" and r.size == size]
+        assert {r.config.seed for r in cosine} == set(preset.cosine_seeds)
+        for run in cosine:
+            assert set(rungs.values()) == set(run.config.checkpoint_steps) and run.config.steps == max(rungs.values())
+        stable = next(r for r in runs if r.design == "wsd" and r.size == size and r.phase == "stable")
+        assert set(rungs.values()) <= set(stable.config.checkpoint_steps)
+        branches = [r for r in runs if r.depends_on == stable.name]
+        assert {r.config.steps for r in branches} == set(rungs.values())
+        for run in branches:
             point = int(run.config.init_from.rsplit("-", 1)[1])
             assert point in stable.config.checkpoint_steps and stable.config.keep_training_state == "all"
             assert run.config.steps - run.config.decay_steps == point
-        if run.design == "annealed":
-            cosine = next(r for r in runs if r.design == "cosine" and r.size == run.size)
-            assert run.config.steps in cosine.config.checkpoint_steps  # same token counts, two designs
+            assert run.config.decay_steps == pytest.approx(preset.wsd_decay_fraction * run.config.steps, abs=1)
+        for run in runs:
+            run.config.validate()
+
+
+def test_designs_wait_for_the_learning_rate_sweep(tmp_path):
+    with pytest.raises(ValueError, match="sweep .* not finished"):
+        suite.plan_runs("cpu", tmp_path)
+    sweep = suite.plan_lr_sweep("cpu", tmp_path)
+    preset = suite.get_preset("cpu")
+    assert len(sweep) == len(preset.sizes) * len(preset.lr_candidates)
+    for run in sweep:
+        assert run.config.steps * run.config.tokens_per_step >= preset.lr_sweep_min_tokens
 
 
 def test_shards_partition_the_runs_and_keep_groups_together():
-    runs = suite.plan_runs("cpu")
+    runs = suite.plan_runs("cpu", learning_rates=LRS)
     shards = [suite.shard_runs(runs, (i, 3)) for i in (1, 2, 3)]
     names = [run.name + run.design for shard in shards for run in shard]
     assert sorted(names) == sorted(run.name + run.design for run in runs)
@@ -48,51 +68,60 @@ def test_shards_partition_the_runs_and_keep_groups_together():
         for position, run in enumerate(shard):  # a branch comes after the run it branches from
             if run.depends_on:
                 assert run.depends_on in [r.name for r in shard[:position]]
+    loads = [sum(suite.run_cost(r) for r in shard) for shard in shards]
+    assert max(loads) < 1.5 * min(loads)
 
 
-def test_unknown_preset_and_design_are_named():
+def test_unknown_preset_design_and_size_are_named():
     with pytest.raises(ValueError, match="preset"):
         suite.get_preset("huge")
     with pytest.raises(ValueError, match="design"):
         suite.plan_runs("tiny", designs=("linear",))
-
-
-def test_tiny_wsd_suite_end_to_end(tmp_path):
-    import dataclasses
-
-    # the tiny preset, shortened: a 24-step constant run and decay branches to 15 and 30 steps
-    preset = dataclasses.replace(suite.get_preset("tiny"), name="test", tokens={"0.1m": 7_680, "0.3m": 7_680},
-                                 warmup_steps=2, eval_sequences=2)
-    finals = suite.train_suite(preset, tmp_path, designs=("wsd",), progress=False, log=lambda message: None)
-    assert len(finals) == 3  # the constant run and two decay branches
-    table = suite.collect_checkpoints("test", tmp_path)
-    assert set(table["phase"]) == {"stable", "decayed"}
-    decayed = table[table["phase"] == "decayed"]
-    assert np.allclose(decayed["lr"], 0.1 * 3e-3)
-    stable = table[table["phase"] == "stable"]
-    assert np.allclose(stable["lr"], 3e-3)
-    assert (table["tokens"] == table["step"] * 4 * 64).all()
-    # a finished suite is not retrained
-    again = suite.train_suite(preset, tmp_path, designs=("wsd",), progress=False, log=lambda message: None)
-    assert again == finals
-    logs = suite.collect_train_logs("test", tmp_path)
-    assert {"design", "run", "size", "N", "step", "tokens", "lr", "train_loss"} <= set(logs.columns)
-
-
-def test_committed_cpu_tables_load_and_cover_the_suite():
-    assert (suite.SUITE_DATA_DIR / "cpu_qid.csv").is_file(), "the CPU suite's QiD table must be committed"
-    checkpoints = suite.load_suite_table("checkpoints", "cpu")
-    qid = suite.load_suite_table("qid", "cpu")
-    planned = {run.design for run in suite.plan_runs("cpu")}
-    assert set(checkpoints["design"]) == planned
-    assert len(qid) == len(checkpoints) * 2 * 4  # every checkpoint × RTN, GPTQ × 2, 3, 4, 8 bits
-    assert set(qid["bits"]) == {2, 3, 4, 8} and set(qid["method"]) == {"rtn", "gptq"}
-    assert (qid["qid_se"] >= 0).all()
+    with pytest.raises(ValueError, match="99m"):
+        suite.plan_runs("tiny", sizes=("99m",))
 
 
 @pytest.mark.parametrize("name", sorted(suite.PRESETS))
-def test_every_preset_plans_valid_runs(name):
-    runs = suite.plan_runs(name)
+def test_every_preset_plans_valid_runs_and_a_budget(name):
+    preset = suite.get_preset(name)
+    lrs = {size: preset.max_lr.get(size, preset.lr_candidates[0]) for size in preset.sizes}
+    runs = suite.plan_runs(name, learning_rates=lrs)
     assert runs
     for run in runs:
         run.config.validate()
+    budget = suite.budget_table(name)
+    assert (budget["train_s"] > 0).all()
+
+
+def test_tiny_suite_end_to_end_with_measurement(tmp_path):
+    """Sweep, both designs and the measurement on the tiny preset (shortened); every table written."""
+    preset = dataclasses.replace(suite.get_preset("tiny"), name="tiny", max_lr={})
+    monkey = suite.PRESETS["tiny"]
+    suite.PRESETS["tiny"] = preset
+    try:
+        suite.train_suite(preset, tmp_path, progress=False, log=lambda message: None, stage="lr_sweep")
+        assert set(suite.chosen_learning_rates(preset, tmp_path)) == set(preset.sizes)
+        suite.train_suite(preset, tmp_path, progress=False, log=lambda message: None, stage="main")
+        table = suite_tables.collect_checkpoints("tiny", tmp_path)
+        assert set(table["phase"]) == {"intermediate", "final", "stable", "decayed"}
+        measured = suite_tables.measured_checkpoints(table)
+        assert measured["rung"].notna().all() and set(measured["train_seed"]) == set(preset.cosine_seeds)
+        suite_measure.measure_suite("tiny", tmp_path, progress=False)
+        paths = suite_pipeline.write_tables("tiny", tmp_path, tmp_path / "tables")
+        assert {"checkpoints", "train_log", "lr_sweep", "qid", "window_losses", "full_split", "baselines",
+                "provenance"} <= set(paths)
+        qid = suite_tables.load_suite_table("qid", "tiny", tmp_path / "tables")
+        cells = len(preset.qid_bits) * (1 + 2)  # RTN, GPTQ and AWQ at seed 0 ...
+        calibrated = len(suite_measure.calibration_checkpoints(measured))
+        extra = calibrated * len(preset.qid_bits) * 2 * (len(preset.qid_calibration_seeds) - 1)
+        assert len(qid) == len(measured) * cells + extra
+        assert qid[["kl", "top1_agree"]].notna().all().all()
+        windows = suite_tables.load_suite_table("window_losses", "tiny", tmp_path / "tables")
+        assert len(windows) == (len(qid) + len(measured)) * preset.qid_eval_windows
+        # resuming finds everything done: no new rows
+        before = len(qid)
+        suite_measure.measure_suite("tiny", tmp_path, progress=False)
+        suite_pipeline.write_tables("tiny", tmp_path, tmp_path / "tables")
+        assert len(suite_tables.load_suite_table("qid", "tiny", tmp_path / "tables")) == before
+    finally:
+        suite.PRESETS["tiny"] = monkey
