@@ -50,8 +50,9 @@ def calibration_variance(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def training_seed_pairs(table: pd.DataFrame) -> pd.DataFrame:
-    """Final cosine checkpoints present for train_seed 0 and 1 at the same size, rung, method, bits, calib seed."""
-    final = table[(table["design"] == "cosine") & (table["phase"] == "final")].copy()
+    """Cosine checkpoints present for train_seed 0 and 1 at the same size, rung, method, bits, calib seed."""
+    # every rung of the cosine runs: seeds 0 and 1 share the schedule, so each rung is a pair
+    final = table[(table["design"] == "cosine") & table["phase"].isin(["intermediate", "final"])].copy()
     final["rung"] = np.round(np.log(final["tokens_per_parameter"]) / np.log1p(RUNG_TOLERANCE)).astype(int)
     final["calib"] = final["calib_seed"].fillna(-1)
     keys = ["size", "rung", "method", "bits", "calib"]

@@ -208,6 +208,7 @@ def lr_sweep_results(preset: SuitePreset | str, runs_dir: str | Path = DEFAULT_R
                      "train_loss": metadata.get("train_loss")})
     table = pd.DataFrame(rows, columns=["preset", "size", "N", "max_lr", "steps", "tokens", "tokens_per_parameter",
                                         "eval_loss", "train_loss"])
+    table["chosen"] = False
     if len(table):
         best = table.loc[table.groupby("size")["eval_loss"].idxmin(), ["size", "max_lr"]]
         table["chosen"] = [lr == dict(best.values)[size] for size, lr in zip(table["size"], table["max_lr"])]

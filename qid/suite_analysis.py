@@ -43,7 +43,7 @@ def loss_ordering(qid: pd.DataFrame, min_rung: float = 20) -> pd.DataFrame:
         values = group["loss_16"].to_numpy()
         rows.append({"rung": rung, "sizes": len(group), "losses": ", ".join(f"{v:.3f}" for v in values),
                      "ordered_by_N": bool(np.all(np.diff(values) < 0)) if len(values) > 1 else True})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["rung", "sizes", "losses", "ordered_by_N"])
 
 
 def weighted_slope(x, y, se, log_x: bool = True, confidence: float = 0.95) -> dict:
@@ -127,9 +127,9 @@ def decay_at_matched_tokens(qid: pd.DataFrame, windows: pd.DataFrame | None = No
                      "bits": row["bits"], "loss_decayed": row["loss_16"], "loss_constant": other["loss_16"],
                      "qid_decayed": row["qid"], "qid_constant": other["qid"], "difference": difference,
                      "difference_se": difference_se})
-    table = pd.DataFrame(rows)
-    if len(table):
-        table["z"] = table["difference"] / table["difference_se"]
+    table = pd.DataFrame(rows, columns=["size", "N", "rung", "method", "bits", "loss_decayed", "loss_constant",
+                                        "qid_decayed", "qid_constant", "difference", "difference_se"])
+    table["z"] = table["difference"] / table["difference_se"]
     return table
 
 
@@ -157,9 +157,9 @@ def decay_at_matched_loss(qid: pd.DataFrame) -> pd.DataFrame:
                          "loss_16": loss, "qid_decayed": row["qid"], "qid_constant_at_same_loss": interpolated,
                          "difference": row["qid"] - interpolated,
                          "difference_se": float(np.hypot(row["qid_se"], interpolated_se))})
-    table = pd.DataFrame(rows)
-    if len(table):
-        table["z"] = table["difference"] / table["difference_se"]
+    table = pd.DataFrame(rows, columns=["size", "N", "rung", "method", "bits", "loss_16", "qid_decayed",
+                                        "qid_constant_at_same_loss", "difference", "difference_se"])
+    table["z"] = table["difference"] / table["difference_se"]
     return table
 
 
@@ -175,4 +175,4 @@ def summarise_differences(table: pd.DataFrame, by: list[str], confidence: float 
         quantile = stats.t.ppf(0.5 + confidence / 2, n - 1) if n > 1 else np.nan
         rows.append({**dict(zip(by, key)), "pairs": n, "mean_difference": mean, "low": mean - quantile * se,
                      "high": mean + quantile * se, "positive": int((group["difference"] > 0).sum())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*by, "pairs", "mean_difference", "low", "high", "positive"])

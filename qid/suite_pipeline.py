@@ -136,3 +136,24 @@ def write_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output_di
                 "run's single-thread training throughput",
     }
     return write_suite_tables(preset, runs_dir, output_dir, provenance=provenance)
+
+
+def ensure_tables(preset: str, suite_dir, work_dir) -> Path:
+    """The folder holding `preset`'s tables: `suite_dir` when they are there; for the tiny preset, built in
+    `work_dir` (a couple of minutes on a CPU); otherwise a FileNotFoundError naming the command that makes them."""
+    suite_dir, work_dir = Path(suite_dir), Path(work_dir)
+    if (suite_dir / f"{preset}_qid.csv").is_file():
+        return suite_dir
+    tables = work_dir / "tables"
+    if (tables / f"{preset}_qid.csv").is_file():
+        return tables
+    if preset != "tiny":
+        raise FileNotFoundError(f"{suite_dir}/{preset}_qid.csv is missing: make it with `qid train-suite --preset "
+                                f"{preset} --workers 2 --threads 1 --measure --output-dir {suite_dir}`")
+    from qid import suite_measure
+
+    runs = work_dir / "runs"
+    suite.train_suite(preset, runs, progress=False, log=lambda message: None, stage="all")
+    suite_measure.measure_suite(preset, runs, progress=False)
+    write_tables(preset, runs, tables)
+    return tables
