@@ -176,3 +176,41 @@ def summarise_differences(table: pd.DataFrame, by: list[str], confidence: float 
         rows.append({**dict(zip(by, key)), "pairs": n, "mean_difference": mean, "low": mean - quantile * se,
                      "high": mean + quantile * se, "positive": int((group["difference"] > 0).sum())})
     return pd.DataFrame(rows, columns=[*by, "pairs", "mean_difference", "low", "high", "positive"])
+
+
+def qid_at_fixed_tokens(qid: pd.DataFrame, method: str, bits: int, tokens_grid) -> pd.DataFrame:
+    """Each size's cosine QiD (mean of its training seeds, calibration seed 0) interpolated linearly in ln D to the
+    given token counts, where the size's ladder covers them: N varies at fixed D, the comparison the paper's α
+    describes (at fixed D/N the larger model has also seen more tokens). The SE interpolates the bracketing rows'."""
+    rows = qid[(qid["design"] == "cosine") & (qid["method"] == method) & (qid["bits"] == bits)
+               & (qid["calib_seed"].isna() | (qid["calib_seed"] == 0))]
+    out = []
+    for size, group in rows.groupby("size", sort=False):
+        curve = group.groupby("tokens").agg(qid=("qid", "mean"), qid_se=("qid_se", "mean"), N=("N", "first"))
+        log_tokens = np.log(curve.index.to_numpy(dtype=float))
+        for tokens in tokens_grid:
+            x = np.log(tokens)
+            if x < log_tokens.min() or x > log_tokens.max():
+                continue
+            above = min(int(np.searchsorted(log_tokens, x)), len(log_tokens) - 1)
+            below = max(above - 1, 0)
+            weight = 0.0 if above == below else (x - log_tokens[below]) / (log_tokens[above] - log_tokens[below])
+            value = (1 - weight) * curve["qid"].iloc[below] + weight * curve["qid"].iloc[above]
+            se = float(np.hypot((1 - weight) * curve["qid_se"].iloc[below], weight * curve["qid_se"].iloc[above]))
+            out.append({"size": size, "N": int(curve["N"].iloc[0]), "tokens": float(tokens), "method": method,
+                        "bits": bits, "qid": float(value), "qid_se": se})
+    return pd.DataFrame(out, columns=["size", "N", "tokens", "method", "bits", "qid", "qid_se"])
+
+
+def trends_at_fixed_tokens(qid: pd.DataFrame, methods, bits_list, tokens_grid, min_sizes: int = 3) -> pd.DataFrame:
+    """dQiD/d ln N at each fixed D of the grid covered by at least `min_sizes` sizes (weighted, t interval)."""
+    rows = []
+    for method in methods:
+        for bits in bits_list:
+            points = qid_at_fixed_tokens(qid, method, bits, tokens_grid)
+            for tokens, group in points.groupby("tokens"):
+                if len(group) < min_sizes:
+                    continue
+                rows.append({"method": method, "bits": bits, "tokens": tokens, "sizes": len(group),
+                             **weighted_slope(group["N"], group["qid"], group["qid_se"])})
+    return pd.DataFrame(rows)

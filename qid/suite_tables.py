@@ -28,7 +28,7 @@ CHECKPOINT_COLUMNS = (
 QID_COLUMNS = (
     "preset", "design", "phase", "run", "size", "N", "train_seed", "step", "tokens", "tokens_per_parameter", "rung",
     "epochs", "lr", "loss_16", "method", "bits", "group_size", "calib_seed", "qid", "qid_se", "kl", "kl_se",
-    "top1_agree", "eval_windows", "eval_tokens", "calib_samples", "batch_size", "threads", "seconds",
+    "top1_agree", "eval_windows", "eval_tokens", "calib_samples", "batch_size", "threads", "seconds", "beats_bigram",
 )
 WINDOW_COLUMNS = ("run", "step", "method", "bits", "calib_seed", "window", "loss")
 
@@ -111,8 +111,13 @@ def _checkpoint_key(path) -> str:
     return str((path if path.is_absolute() else REPO_ROOT / path).resolve())
 
 
-def tidy_qid(sweep_csv, checkpoints):
-    """The sweep's rows joined with the checkpoints table (design, phase, run, size, seed, rung) into the QiD table."""
+def tidy_qid(sweep_csv, checkpoints, bigram_loss: float | None = None):
+    """The sweep's rows joined with the checkpoints table (design, phase, run, size, seed, rung) into the QiD table.
+
+    `bigram_loss`: the bigram baseline on the same evaluation windows; `beats_bigram` says whether the checkpoint's
+    16-bit loss is below it (the trained-regime criterion for the rows a fit uses; empty when not given)."""
+    import pandas as pd
+
     from qid.sweep import load_results
 
     raw = load_results(sweep_csv).copy()
@@ -125,6 +130,7 @@ def tidy_qid(sweep_csv, checkpoints):
     merged = raw.drop(columns=["N", "step"], errors="ignore").merge(
         checkpoints.assign(_key=checkpoints["checkpoint"].map(_checkpoint_key))[["_key", "N", "step"]].merge(
             table, on="_key"), on="_key", how="inner", validate="many_to_one")
+    merged["beats_bigram"] = (merged["loss_16"] < bigram_loss) if bigram_loss is not None else pd.NA
     return merged[list(QID_COLUMNS)].sort_values(
         ["design", "size", "run", "step", "method", "bits", "calib_seed"], key=_size_order).reset_index(drop=True)
 
@@ -179,9 +185,17 @@ def write_suite_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, out
     atomic_write_csv(paths["train_log"], collect_train_logs(preset, runs_dir), float_format="%.6g")
     atomic_write_csv(paths["lr_sweep"], suite.lr_sweep_results(preset, runs_dir), float_format="%.6g")
     sweep_csv = suite_measure.sweep_output(preset, runs_dir)
+    baselines = runs / "ngram_baselines.csv"
+    bigram = None
+    if baselines.is_file():
+        import pandas as pd
+
+        table = pd.read_csv(baselines)
+        match = table[(table["model"] == "bigram") & (table["split_sample"] == "eval windows")]
+        bigram = float(match["loss"].iloc[0]) if len(match) else None
     if sweep_csv.is_file():
         paths["qid"] = output_dir / f"{preset}_qid.csv"
-        atomic_write_csv(paths["qid"], tidy_qid(sweep_csv, checkpoints), float_format="%.6g")
+        atomic_write_csv(paths["qid"], tidy_qid(sweep_csv, checkpoints, bigram), float_format="%.6g")
     windows = suite_measure.window_losses_output(preset, runs_dir)
     if windows.is_file():
         paths["window_losses"] = output_dir / f"{preset}_window_losses.csv.gz"
@@ -191,7 +205,6 @@ def write_suite_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, out
         paths["full_split"] = output_dir / f"{preset}_full_split.csv"
         atomic_write_csv(paths["full_split"], suite_measure.full_split_comparison(preset, runs_dir, checkpoints),
                          float_format="%.6g")
-    baselines = runs / "ngram_baselines.csv"
     if baselines.is_file():
         paths["baselines"] = output_dir / f"{preset}_baselines.csv"
         atomic_write_bytes(paths["baselines"], baselines.read_bytes())
