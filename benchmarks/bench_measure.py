@@ -46,12 +46,14 @@ from qid.checkpoints import non_embedding_parameters, total_parameters  # noqa: 
 from qid.models import PYTHIA_CONTEXT, PYTHIA_VOCAB_SIZE, gpt_neox_config, mini_config, pythia_config  # noqa: E402
 
 OUTPUT_DIR = REPO / "data" / "benchmarks"
-H100_BF16_PEAK_FLOPS = 800e12  # measured dense bf16 matmul ceiling on the project's H100 (environment notes)
+H100_BF16_PEAK_FLOPS = 800e12  # dense bf16 matmul ceiling quoted in the environment notes (used when not measured)
+TWELVE_B_BLOCKS = 3  # the 12B shape is quantized on this many blocks and extrapolated to its 36 (stated as such)
 THROUGHPUT_COLUMNS = (
     "model", "device", "dtype", "layers", "d_model", "vocab", "N", "total_parameters", "window", "batch_size",
     "eval_tokens", "eval_seconds", "tokens_per_second", "flops_per_token", "achieved_tflops", "fraction_of_peak",
     "eval_peak_memory_mb", "gptq_bits", "gptq_group_size", "calib_samples", "calib_length", "gptq_seconds",
-    "gptq_peak_memory_mb", "machine", "versions", "git_commit", "date",
+    "gptq_peak_memory_mb", "gptq_blocks_measured", "gptq_seconds_all_blocks", "gptq_memory_all_blocks_mb",
+    "peak_tflops_measured", "machine", "versions", "git_commit", "date",
 )
 REFERENCE_COLUMNS = (
     "model", "N", "D", "bits", "group_size", "act_order", "calib_samples", "calib_length", "eval_tokens",
@@ -115,8 +117,26 @@ def _model_configs(device: torch.device, quick: bool):
             ("pythia-2.8b-shape", pythia_config("2.8b"), PYTHIA_CONTEXT, 8, 64, 128, ("eval",)),
         ]
         if not quick:
-            configs.append(("pythia-12b-shape", pythia_config("12b"), PYTHIA_CONTEXT, 4, 8, 128, ("gptq",)))
+            twelve = pythia_config("12b")
+            twelve.num_hidden_layers = TWELVE_B_BLOCKS  # a few blocks; time and memory extrapolated to 36
+            configs.append(("pythia-12b-shape", twelve, PYTHIA_CONTEXT, 4, 8, 128, ("gptq",)))
     return configs
+
+
+def bf16_matmul_peak(device: torch.device, size: int = 8192, repeats: int = 20) -> float:
+    """Measured dense bf16 matmul throughput (FLOP/s) on this device: the ceiling to quote fractions against."""
+    if device.type != "cuda":
+        return float("nan")
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
 def _build_model(config, device: torch.device, dtype: torch.dtype):
@@ -138,6 +158,9 @@ def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
     dtype = runtime.compute_dtype(device)
     rows = []
     common = _provenance()
+    peak = bf16_matmul_peak(device)
+    ceiling = peak if peak == peak else H100_BF16_PEAK_FLOPS  # NaN on CPU
+    print(json.dumps({"bf16_matmul_peak_tflops": round(peak / 1e12, 1) if peak == peak else None}), flush=True)
     for name, config, window, batch, n_windows, calib_samples, stages in _model_configs(device, quick):
         torch.manual_seed(0)
         model = _build_model(config, device, dtype)
@@ -148,7 +171,8 @@ def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
         row = {
             "model": name, "device": runtime.device_description(device), "dtype": str(dtype).removeprefix("torch."),
             "layers": config.num_hidden_layers, "d_model": config.hidden_size, "vocab": config.vocab_size, "N": n_params,
-            "total_parameters": total_parameters(model), "window": window, "batch_size": batch, **common,
+            "total_parameters": total_parameters(model), "window": window, "batch_size": batch,
+            "peak_tflops_measured": round(peak / 1e12, 1) if peak == peak else "", **common,
         }
         if "eval" in stages:
             evaluate.window_losses(model, windows[:batch], batch_size=batch)  # warm-up (kernels, allocator)
@@ -168,7 +192,7 @@ def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
             row.update({
                 "eval_tokens": tokens, "eval_seconds": round(eval_seconds, 4), "tokens_per_second": round(tokens / eval_seconds, 1),
                 "flops_per_token": flops_per_token, "achieved_tflops": round(achieved / 1e12, 4),
-                "fraction_of_peak": round(achieved / H100_BF16_PEAK_FLOPS, 4) if device.type == "cuda" else "",
+                "fraction_of_peak": round(achieved / ceiling, 4) if device.type == "cuda" else "",
                 "eval_peak_memory_mb": round(_peak_mb(device), 1),
             })
         if "gptq" in stages:
@@ -181,6 +205,16 @@ def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
                 "gptq_bits": 4, "gptq_group_size": 128, "calib_samples": calib_samples, "calib_length": window,
                 "gptq_seconds": round(time.perf_counter() - started, 3), "gptq_peak_memory_mb": round(_peak_mb(device), 1),
             })
+            if name == "pythia-12b-shape":
+                # Extrapolation, stated as such: time scales with the blocks; memory = the measured peak minus the
+                # measured blocks' bf16 weights plus all 36 blocks' (the whole model stays resident).
+                full = pythia_config("12b")
+                per_block = 12 * full.hidden_size**2 * 2  # bf16 bytes of one block's matrices
+                row.update({"gptq_blocks_measured": config.num_hidden_layers,
+                            "gptq_seconds_all_blocks": round(row["gptq_seconds"] * full.num_hidden_layers
+                                                             / config.num_hidden_layers, 1),
+                            "gptq_memory_all_blocks_mb": round(row["gptq_peak_memory_mb"] + (full.num_hidden_layers
+                                                               - config.num_hidden_layers) * per_block / 2**20, 1)})
         rows.append(row)
         print(json.dumps(row), flush=True)
         del model
