@@ -305,7 +305,7 @@ display(Markdown(
 #
 # The unified law with its bootstrap band for every size of the suite, over a decade beyond the data on
 # either side; the grey span is where we have measurements. Our 16-bit loss law (Chinchilla's form, fitted to
-# the cosine runs' final checkpoints) gives the ceiling $\ln V - \mathrm{Loss}_{16}$ above which the
+# the finished checkpoints: the WSD decay branches, one per rung, and the cosine runs' ends) gives the ceiling $\ln V - \mathrm{Loss}_{16}$ above which the
 # quantized model would be worse than a uniform guess over our vocabulary (`VOCAB_SIZE` tokens); curves are
 # capped there and the cap is marked (×). At token counts where the 16-bit law itself is above $\ln V$ (too little
 # training to beat a uniform guess) the bound says nothing about QiD, and the curves are not drawn.
@@ -313,7 +313,7 @@ display(Markdown(
 # %% tags=["hide-input"]
 chinchilla = get_law("chinchilla")
 try:
-    loss_law = suitefits.loss16_fit(measured, designs=designs, phases=["final"] if "final" in phases else phases)
+    loss_law = suitefits.loss16_fit(measured)
 except DataError as error:  # too few finished checkpoints for the 16-bit law: no ceiling at our scale
     loss_law = None
     display(Markdown(f"Our 16-bit loss law could not be fitted ({error}); the curves below are not capped."))
@@ -337,6 +337,8 @@ for ax, bits in zip(np.atleast_1d(axes), BITS):
         line, = ax.plot(grid, shown, lw=1.2, label=f"N = {N:,.0f}")
         if unified.bootstrap_samples():
             low, high = unified.prediction_interval(N=N, D=grid, P=bits)
+            if loss_law is not None:  # the band is capped at the same ceiling as the curve
+                low, high = (np.where(np.isfinite(shown), capped_qid(loss16, edge, VOCAB_SIZE)[0], np.nan) for edge in (low, high))
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, lw=0)
         if flagged.any():
             ax.plot(grid[flagged], shown[flagged], "x", ms=3, color=line.get_color())
@@ -399,14 +401,16 @@ if len(ours_7b_4):
 
 # %% [markdown]
 # At our own scale the same question has a measured answer: for each size and bit width, the training tokens
-# where our 16-bit loss law plus our QiD law is lowest, against the checkpoint where the measured
-# Loss$_{16}$ + QiD is lowest (cosine final checkpoints, seed 0).
+# where our 16-bit loss law plus our QiD law is lowest, against the finished checkpoint (a WSD decay branch:
+# a run whose learning rate has decayed at that D) where the measured Loss$_{16}$ + QiD is lowest. The QiD law
+# was fitted on cosine checkpoints, the measured minimum comes from WSD branches: a schedule difference the
+# schedule chapter examines.
 
 # %% tags=["hide-input"]
 own_rows = []
 loss_params = loss_law.params if loss_law is not None else None
-finals = measured[measured["design"].isin(designs) & (measured["phase"] == "final") & (measured["method"] == METHOD)
-                  & (measured["train_seed"] == 0)]
+finals = suitefits.finished_checkpoints(measured, (("wsd", "decayed"),))
+finals = finals[(finals["method"] == METHOD) & (finals["train_seed"] == 0)]
 for N in sorted(rows["N"].unique()) if loss_params is not None else []:
     for bits in BITS:
         tokens, lowest = critical_data_size(lambda D, N=N: chinchilla(loss_params, N=N, D=D),
@@ -418,6 +422,17 @@ for N in sorted(rows["N"].unique()) if loss_params is not None else []:
 own_critical = pd.DataFrame(own_rows, columns=["N", "bits", "D* from our laws", "lowest measured checkpoint", "largest measured"])
 display(own_critical.style.format({"N": "{:,.0f}", "D* from our laws": "{:.3g}", "lowest measured checkpoint": "{:.3g}",
                                    "largest measured": "{:.3g}"}))
+interior = own_critical[own_critical["lowest measured checkpoint"] < own_critical["largest measured"]]
+glue("measured_interior_minima", len(interior), display=False)
+if len(own_critical):
+    factor = np.exp(np.abs(np.log(interior["D* from our laws"] / interior["lowest measured checkpoint"]))).max() if len(interior) else math.nan
+    display(Markdown(
+        f"{len(interior)} of {len(own_critical)} size × bit-width combinations reach their lowest measured "
+        "Loss$_{16}$ + QiD before the end of the ladder — past it, more training made the quantized model worse"
+        + (f" (bit widths {', '.join(map(str, sorted(interior['bits'].unique())))}); there our laws' D* lies within a "
+           f"factor {factor:.1f} of the measured minimum (the ladder's rungs are a factor 2 apart)." if len(interior) else ".")
+        + " Elsewhere the measured sum still falls at the largest D, and D* from our laws lies beyond the data."
+    ))
 
 # %% [markdown]
 # ### Figure 1 of the paper from our fit
@@ -475,7 +490,12 @@ display(Markdown(
     f"({CONFIDENCE:.0%} lineage{'+window' if responses is not None else ''} bootstrap), against the published "
     f"α = {published_unified['alpha']}, β = {published_unified['beta']}, γ = {published_unified['gamma']}. "
     f"α from {len(prefactors)} sizes with a t interval: {-slope['slope']:.3f} [{-slope['high']:.3f}, {-slope['low']:.3f}].\n"
-    f"- Best law by AICc on common rows: {comparison['law'].iloc[0]}; best on the common hold-out: {holdout['law'].iloc[0]}.\n"
+    f"- Best law by AICc on common rows: {comparison['law'].iloc[0]}; best on the common hold-out: {holdout['law'].iloc[0]}, "
+    f"missing the held-out rows by {holdout['rms_standardized'].iloc[0]:.1f} standard errors RMS "
+    f"({holdout['rms_nats'].iloc[0]:.3g} nats).\n"
+    + (f"- {len(interior)} of {len(own_critical)} size × bit-width combinations have a measured critical data size inside "
+       "the ladder.\n" if len(own_critical) else "")
+    +
     f"- Projections are capped at the worse-than-uniform bound and flagged ({int(projection['ours past ln V'].sum())} "
     "of ours at the projection points); the critical data size table compares the published laws and ours.\n"
     f"- Pythia's largest model is {gap['N_factor']:,.0f}× our largest: every projection to it is an extrapolation."

@@ -34,6 +34,7 @@ import contextlib
 import functools
 import math
 import time
+import warnings
 
 import lmfit
 import numpy as np
@@ -129,8 +130,10 @@ def _polish(problem: Problem, theta: np.ndarray, max_iterations: int | None, sta
     minimizer = lmfit.Minimizer(residual, parameters, nan_policy="raise", scale_covar=problem.weights is None)
     max_nfev = max_iterations if max_iterations is not None else None
     try:
-        result = minimizer.minimize(method="least_squares", Dfun=jacobian, max_nfev=max_nfev,
-                                    ftol=POLISH_TOLERANCE, xtol=POLISH_TOLERANCE, gtol=POLISH_TOLERANCE, **keywords)
+        with warnings.catch_warnings():  # a negative covariance diagonal is reported by identification, not printed
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = minimizer.minimize(method="least_squares", Dfun=jacobian, max_nfev=max_nfev,
+                                        ftol=POLISH_TOLERANCE, xtol=POLISH_TOLERANCE, gtol=POLISH_TOLERANCE, **keywords)
     except ValueError as error:  # NaN residuals
         return theta, None, f"lmfit polish failed: {error}"
     if start is not None:
@@ -273,7 +276,8 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
     params = {name: params[name] for name in law.parameters}
     stderr, stderr_note = _standard_errors(law, problem, lmfit_result, converged)
     lower, upper = resolve_bounds(law, bounds)
-    covariance_estimated = None if loss == "huber" or lmfit_result is None else bool(lmfit_result.errorbars)
+    covariance_estimated = None if loss == "huber" or lmfit_result is None else (
+        bool(lmfit_result.errorbars) and all(stderr[name] is not None for name in problem.free))
     identification = identification_problems(problem, theta, lower, upper, covariance_estimated)
 
     result = FitResult(
@@ -339,7 +343,8 @@ def _standard_errors(law: Law, problem: Problem, lmfit_result, converged: bool):
     stderr = {}
     for name in names:
         parameter = lmfit_result.params[name]
-        stderr[name] = None if (not parameter.vary and parameter.expr is None) or parameter.stderr is None else float(parameter.stderr)
+        usable = parameter.stderr is not None and math.isfinite(parameter.stderr)  # NaN: a negative covariance diagonal
+        stderr[name] = None if (not parameter.vary and parameter.expr is None) or not usable else float(parameter.stderr)
     if problem.weights is not None:
         return stderr, ("lmfit covariance standard errors from the known per-row errors (linearised at the optimum, "
                         "not rescaled by the reduced chi-square); fixed parameters have none")

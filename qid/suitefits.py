@@ -217,11 +217,26 @@ def size_prefactors(rows: pd.DataFrame, unified: FitResult) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def loss16_fit(table: pd.DataFrame, designs=("cosine",), phases=("final",)) -> FitResult:
-    """Chinchilla's form L = E + A/N^α + B/D^β fitted to the 16-bit loss of the checkpoints (one per run, step)."""
-    checkpoints = table[table["design"].isin(list(designs)) & table["phase"].isin(list(phases))]
-    checkpoints = checkpoints.drop_duplicates(["run", "step"])[["N", "tokens", "loss_16", "run"]]
+FINISHED_CHECKPOINTS = (("wsd", "decayed"), ("cosine", "final"))  # (design, phase) of runs whose lr has decayed
+
+
+def finished_checkpoints(table: pd.DataFrame, selections=FINISHED_CHECKPOINTS) -> pd.DataFrame:
+    """Rows of checkpoints at the end of a learning-rate decay (a finished training run at that D): WSD decay
+    branches (one per rung) and the cosine runs' last checkpoints; for a table without those designs, its
+    'final' rows. Mid-schedule checkpoints (cosine intermediate, WSD stable) have a higher 16-bit loss than a
+    run finished at the same D, and would bend the loss law."""
+    chosen = np.zeros(len(table), dtype=bool)
+    for design, phase in selections:
+        chosen |= ((table["design"] == design) & (table["phase"] == phase)).to_numpy()
+    if not chosen.any():
+        chosen = (table["phase"] == "final").to_numpy()
+    return table[chosen]
+
+
+def loss16_fit(table: pd.DataFrame, selections=FINISHED_CHECKPOINTS) -> FitResult:
+    """Chinchilla's form L = E + A/N^α + B/D^β fitted to the 16-bit loss of finished checkpoints (one per run, step)."""
+    checkpoints = finished_checkpoints(table, selections).drop_duplicates(["run", "step"])[["N", "tokens", "loss_16", "run"]]
     frame = checkpoints.rename(columns={"tokens": "D", "loss_16": "loss"}).reset_index(drop=True)
     if distinct_count(frame["N"]) < 2 or distinct_count(frame["D"]) < 3:
-        raise DataError("the 16-bit loss law needs checkpoints at 2+ sizes and 3+ token counts")
+        raise DataError("the 16-bit loss law needs finished checkpoints at 2+ sizes and 3+ token counts")
     return fit_law("chinchilla", frame, starts=300, seed=0, allow_failure=True)
