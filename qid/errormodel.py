@@ -9,8 +9,9 @@ size, data and bit width for three reasons, each estimated from the suite's own 
    variances; a checkpoint has only 2 degrees of freedom, too few to weight its own rows by). Groups without
    repeats borrow the pooled value of their bits × method. It contains a little window noise too (different
    calibrations are evaluated on the same windows, so most of it cancels): slightly conservative.
-3. **Training seed** — cosine runs exist with seeds 0 and 1 at every size and rung. For a pair of final
-   checkpoints at the same size, rung, method, bits and calibration seed, E[(q₀ − q₁)²] = 2σ²_train +
+3. **Training seed** — cosine runs exist with seeds 0 and 1 at every size, and their checkpoints sit at the
+   same rungs (the seeds share the schedule). For a pair of checkpoints at the same size, rung, method, bits
+   and calibration seed, E[(q₀ − q₁)²] = 2σ²_train +
    se₀² + se₁² + 2σ²_calibration, so σ²_train = mean over pairs of ½(d² − se₀² − se₁²) − σ²_calibration, pooled
    per size × bits (over rungs and methods), floored at 0; groups without pairs borrow their bits' value.
    It is applied to every row of that size and bit width, WSD rows included (an assumption: one seed each).
