@@ -290,9 +290,11 @@ def test_measure_chapter_sweep_orders_bits_and_16_bits_is_exactly_zero(executed_
 @pytest.mark.slow
 def test_suite_chapter_describes_the_committed_suite_and_recreates_its_slice(executed_book):
     values = chapter_values(executed_book, "03_mini_pythia_suite")
-    assert values["suite_decades"] >= 1.5
-    assert values["suite_designs"] == ["annealed", "cosine", "wsd"]
-    assert values["suite_qid_cells"] > 100
+    assert values["suite_decades"] >= 1.0
+    assert values["suite_designs"] == ["cosine", "wsd"]
+    assert values["suite_qid_cells"] > 1000
+    assert values["gptq2_significant_share"] >= 0.8
+    assert values["full_split_within_2se"] >= 0.8
     # CPU training and measurement are deterministic: the live re-run matches the committed rows.
     assert values["live_max_qid_difference"] < 1e-6
 
