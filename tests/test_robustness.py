@@ -114,7 +114,8 @@ def test_an_output_under_proc_is_refused_at_once(model_folder):
     # the old code waited forever on a lock file it could not create: run in a child with a deadline
     command = [sys.executable, "-m", "qid", "measure", "--checkpoints", str(model_folder), "--methods", "rtn",
                "--bits", "4", "--device", "cpu", "--output", "/proc/qid.csv"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    # (the deadline only bounds a hang; a loaded 2-core machine can take a minute to import torch)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
     assert result.returncode == 2 and "system folder" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -190,18 +191,20 @@ def test_a_real_sigint_mid_sweep_keeps_whole_rows_and_no_traceback(model_folder,
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "HF_HUB_OFFLINE": "1"},
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a loaded machine may take minutes to the first row
     while time.monotonic() < deadline and child.poll() is None:
         if output.is_file() and output.read_text().count("\n") >= 2:
             break
         time.sleep(0.05)
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=120)
+    _, err = child.communicate(timeout=600)
     assert "Traceback" not in err, err
     if child.returncode == 0:
         pytest.skip("the sweep finished before the signal arrived")
-    assert child.returncode == 130, err
-    assert "interrupted" in err.splitlines()[-1] and str(output) in err.splitlines()[-1]
+    assert child.returncode == 130 and "interrupted" in err.splitlines()[-1], err
+    if not output.is_file():
+        pytest.skip("no row was written before the deadline: interrupted while starting (exit 130, one line)")
+    assert str(output) in err.splitlines()[-1]
     assert output.read_text().endswith("\n") and 1 <= len(sweep.load_results(output)) < 8
 
 
