@@ -28,9 +28,10 @@ COLUMNS = (
     "calib_seed", "batch_size", "threads",
     "device", "dtype", "seconds", "quantize_seconds", "versions", "git_commit", "finished_at",
 )
-# The columns that identify a cell: a row with the same values is "already done". Every setting that can
-# change a result is here: `batch_size` changes GPTQ/AWQ results (QiD moved by up to 29% in issue 11) and
-# `threads` changes the order of CPU sums (the last bits of the losses).
+# The columns that identify a cell: a row with the same values is "already done". Every setting of a sweep
+# that can change a result is here: `batch_size` changes GPTQ/AWQ results (QiD moved by up to 29% in issue
+# 11) and `threads` changes the order of CPU sums. Device and dtype are recorded but not keyed (`auto`
+# resolves differently per machine): one table per device (data/README.md).
 KEY_COLUMNS = (
     "checkpoint", "method", "bits", "group_size", "eval_source", "eval_window", "eval_tokens",
     "calibration_source", "calibration_length", "calib_samples", "symmetric", "act_order", "damp", "seed",
