@@ -159,15 +159,19 @@ def checkpoint_schedule_statistics(qid_table: pd.DataFrame, runs: dict[str, dict
     return table.assign(S1=S1, S2=S2, rate_removed=removed)
 
 
-def _design_matrix(rows: pd.DataFrame, annealing: str | None, loss: bool = True, forward: bool = False):
-    """Columns: one intercept and (with `loss`) one 16-bit-loss slope per size; S1 (log) if `forward`; the
+def _design_matrix(rows: pd.DataFrame, annealing: str | None, loss: bool = True, forward: bool = False,
+                   loss_degree: int = 3):
+    """Columns: per size, an intercept and (with `loss`) a polynomial of degree `loss_degree` in the 16-bit loss
+    (centred on the size's mean: QiD rises steeply and non-linearly as the loss falls); log S1 if `forward`; the
     annealing statistic last if given."""
     columns, names = [], []
     for size in sorted(rows["size"].unique()):
         mine = (rows["size"] == size).to_numpy(float)
         columns.append(mine), names.append(f"intercept[{size}]")
         if loss:
-            columns.append(mine * rows["loss_16"].to_numpy(float)), names.append(f"loss_16[{size}]")
+            centred = rows["loss_16"].to_numpy(float) - rows.loc[mine > 0, "loss_16"].mean()
+            for power in range(1, loss_degree + 1):
+                columns.append(mine * centred**power), names.append(f"loss_16^{power}[{size}]")
     if forward:
         columns.append(np.log(rows["S1"].to_numpy(float))), names.append("log_S1")
     if annealing:
@@ -189,9 +193,10 @@ def aicc(residuals: np.ndarray, n_parameters: int) -> float:
 
 
 def decay_effect(table: pd.DataFrame, method: str, bits: int, annealing: str = "S2", bootstrap: int = 1000,
-                 seed: int = 0, confidence: float = 0.95) -> dict:
-    """QiD_i = a_size + b_size·loss16_i + c·annealing_i + ε (ordinary least squares over the checkpoints of both
-    designs): c is the QiD that decay adds at matched 16-bit loss (per unit of the annealing statistic).
+                 seed: int = 0, confidence: float = 0.95, loss_degree: int = 3) -> dict:
+    """QiD_i = p_size(loss16_i) + c·annealing_i + ε, p_size a polynomial of degree `loss_degree` per size
+    (ordinary least squares over the checkpoints of both designs): c is the QiD that decay adds at matched
+    16-bit loss (per unit of the annealing statistic).
     Interval for c: t quantile (residual degrees of freedom) and a percentile bootstrap that resamples whole
     training lineages (size, design, training seed: a WSD run and its decay branches move together).
     Also the AICc of loss only, loss + annealing, and S1 + annealing (no loss)."""
@@ -200,7 +205,7 @@ def decay_effect(table: pd.DataFrame, method: str, bits: int, annealing: str = "
     if len(rows) < 8 or rows[annealing].nunique() < 3:
         return {"method": method, "bits": bits, "n": len(rows), "estimable": False}
     y = rows["qid"].to_numpy(float)
-    X, names = _design_matrix(rows, annealing)
+    X, names = _design_matrix(rows, annealing, loss_degree=loss_degree)
     coefficients, rank = _least_squares(X, y)
     residuals = y - X @ coefficients
     dof = len(y) - rank
@@ -218,13 +223,13 @@ def decay_effect(table: pd.DataFrame, method: str, bits: int, annealing: str = "
         sample = rows.iloc[index]
         if sample[annealing].nunique() < 3:
             continue
-        X_b, _ = _design_matrix(sample, annealing)
+        X_b, _ = _design_matrix(sample, annealing, loss_degree=loss_degree)
         coefficients_b, rank_b = _least_squares(X_b, sample["qid"].to_numpy(float))
         if rank_b == X_b.shape[1]:
             draws.append(coefficients_b[-1])
     tail = 100 * (1 - confidence) / 2
     interval = np.percentile(draws, [tail, 100 - tail]).tolist() if len(draws) >= 20 else [None, None]
-    loss_only, _ = _design_matrix(rows, None)
+    loss_only, _ = _design_matrix(rows, None, loss_degree=loss_degree)
     forward_only, _ = _design_matrix(rows, annealing, loss=False, forward=True)
     fits = {}
     for name, design in (("loss", loss_only), ("loss + annealing", X), ("S1 + annealing", forward_only)):
@@ -235,7 +240,7 @@ def decay_effect(table: pd.DataFrame, method: str, bits: int, annealing: str = "
         "annealing": annealing, "effect": float(effect), "effect_se": float(effect_se), "dof": int(dof),
         "t_interval": [float(effect - t * effect_se), float(effect + t * effect_se)],
         "bootstrap_interval": interval, "bootstrap_draws": len(draws), "annealing_range": float(rows[annealing].max() - rows[annealing].min()),
-        "aicc": fits, "residual_sd": math.sqrt(sigma2),
+        "aicc": fits, "residual_sd": math.sqrt(sigma2), "loss_degree": loss_degree,
     }
 
 
@@ -288,3 +293,16 @@ def mean_with_t_interval(table: pd.DataFrame, keys: list[str], column: str, conf
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "pairs": n, f"mean {column}": mean,
                      "se": se, "t interval": [mean - half, mean + half]})
     return pd.DataFrame(rows)
+
+
+def choose_loss_degree(table: pd.DataFrame, method: str, bits: int, degrees=(1, 2, 3, 4)) -> int:
+    """The degree of the per-size polynomial in the 16-bit loss with the lowest AICc for QiD on loss alone (no
+    annealing term): how flexible the 'what the loss explains' part of `decay_effect` must be for these data."""
+    rows = table[(table["method"] == method) & (table["bits"] == bits)].dropna(subset=["qid", "loss_16"])
+    scores = {}
+    for degree in degrees:
+        X, _ = _design_matrix(rows, None, loss_degree=degree)
+        beta, rank = _least_squares(X, rows["qid"].to_numpy(float))
+        if len(rows) - rank > 2:
+            scores[degree] = aicc(rows["qid"].to_numpy(float) - X @ beta, rank)
+    return min(scores, key=scores.get)
