@@ -50,7 +50,7 @@
 # %% [markdown]
 # ## Imports
 
-# %%
+# %% tags=["hide-input"]
 import json
 import shutil
 import warnings
@@ -119,12 +119,12 @@ for size in SIZES:
     rows = checkpoints[checkpoints["size"] == size]
     chosen = lr_sweep[(lr_sweep["size"] == size) & lr_sweep["chosen"]]
     design.append({"size": size, "N (non-embedding)": N_OF[size], "layers": shape.layers, "d_model": shape.d_model,
-                   "rungs (D/N)": ", ".join(f"{r:g}" for r in preset.rungs(size)),
+                   "rungs (D/N)": f"{min(preset.rungs(size)):g}–{max(preset.rungs(size)):g} ({len(preset.rungs(size))})",
                    "max tokens": int(rows["tokens"].max()), "max epochs": round(float(rows["epochs"].max()), 2),
                    "peak lr": float(chosen["max_lr"].iloc[0]) if len(chosen) else preset.max_lr.get(size),
                    "tokens/s (1 thread)": provenance["training_tokens_per_second_by_size"].get(size)})
 design = pd.DataFrame(design)
-display(design.style.hide(axis="index").format({"N (non-embedding)": "{:,}", "max tokens": "{:,}",
+display(design.style.hide(axis="index").format({"N (non-embedding)": "{:,}", "max tokens": "{:,}", "max epochs": "{:.2f}",
                                                "tokens/s (1 thread)": "{:,.0f}", "peak lr": "{:g}"}))
 stage_seconds = provenance.get("wall_s_by_stage", {})
 train_seconds = stage_seconds.get("lr_sweep", 0) + stage_seconds.get("main", 0)
@@ -184,7 +184,7 @@ display(baselines.pivot_table(index="model", columns="split_sample", values="los
 bigram = suite_analysis.baseline(baselines, "bigram")
 trigram = suite_analysis.baseline(baselines, "trigram")
 regime = suite_analysis.trained_regime(qid_all, baselines)
-fig, axes = subplots(1, 2, figsize=(11, 4.2), sharey=True)
+fig, axes = subplots(1, 2, figsize=(8.5, 4.2), sharey=True)
 for ax, design_name in zip(axes, ("cosine", "wsd")):
     for size in SIZES:
         rows = regime[(regime["size"] == size) & (regime["design"] == design_name)]
@@ -217,8 +217,8 @@ plt_losses = fig
 # %% tags=["remove-input"]
 beats = regime.assign(at_or_above_rung=regime["rung"] >= MIN_RUNG)
 summary = (beats.groupby(["size", "at_or_above_rung"])["beats_bigram"].agg(["sum", "count"]).unstack())
-summary.columns = [f"{'D/N ≥ ' + format(MIN_RUNG, 'g') if above else 'D/N < ' + format(MIN_RUNG, 'g')}: {what}"
-                   for what, above in summary.columns]
+summary.columns = [f"{'D/N ≥ ' + format(MIN_RUNG, 'g') if above else 'D/N < ' + format(MIN_RUNG, 'g')}: "
+                   f"{'beat the bigram' if what == 'sum' else 'checkpoints'}" for what, above in summary.columns]
 display(summary.reindex(SIZES))
 ordering = suite_analysis.loss_ordering(qid_all, MIN_RUNG)
 display(ordering.rename(columns={"losses": "annealed 16-bit loss, smallest N first"}).style.hide(axis="index"))
@@ -229,8 +229,8 @@ glue("suite_ordered_rungs", int(ordering["ordered_by_N"].sum()), display=False)
 glue("suite_rungs_checked", int(len(ordering)), display=False)
 
 # %% [markdown]
-# The first table counts, per size, the checkpoints that beat the bigram (`sum`) out of all (`count`), below and
-# above the rung where trends start. The second checks that at every rung from D/N = 20 the annealed models (the
+# The first table counts, per size, the checkpoints that beat the bigram out of all, below and above the rung
+# where trends start; the suite's QiD table marks each row (`beats_bigram`), and chapter 5's fits use those rows. The second checks that at every rung from D/N = 20 the annealed models (the
 # WSD decay branches, which end annealed at every rung) have lower loss the larger they are. Checkpoints that do
 # not beat the bigram stay in every table; the trend estimates below start at `MIN_RUNG`.
 #
@@ -242,7 +242,7 @@ glue("suite_rungs_checked", int(len(ordering)), display=False)
 # %% tags=["hide-input"]
 def qid_panels(table, method, x, title_x, by="size", xlog=True):
     panel_bits = [b for b in BITS]
-    fig, axes = subplots(2, 2, figsize=(11, 7), sharex=True)
+    fig, axes = subplots(2, 2, figsize=(8.5, 6.8), sharex=True)
     for ax, bits in zip(axes.ravel(), panel_bits):
         rows = table[(table["method"] == method) & (table["bits"] == bits)]
         for key, group in rows.groupby(by, sort=False):
@@ -278,8 +278,9 @@ glue("main_method", MAIN_METHOD.upper(), display=False)
 # ## QiD against N at fixed D/N
 #
 # The same measurements read across sizes. At a fixed D/N the larger model has also seen more tokens: under the
-# paper's law QiD ∝ D^β/N^α, QiD at fixed D/N grows like N^(β−α), so lines rising to the right are what the law
-# predicts when β > α (published: β = 0.53, α = 0.23). The test of α alone is at fixed D, below.
+# paper's law $\mathrm{QiD} \propto D^{\beta}/N^{\alpha}$, QiD at fixed D/N grows like $N^{\beta-\alpha}$, so lines
+# rising to the right are what the law predicts when β > α (published: β = 0.53, α = 0.23). The test of α alone is
+# at fixed D, below.
 
 # %% tags=["hide-input"]
 at_rungs = cosine[cosine["rung"] >= 5].copy()
@@ -287,7 +288,7 @@ at_rungs["rung_label"] = at_rungs["rung"].map(lambda r: f"D/N {r:g}")
 size_colors_backup = size_colors.copy()
 rung_palette = dict(zip(sorted(at_rungs["rung"].unique()), ["#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f",
                                                              "#b30000", "#7f0000"]))
-fig, axes = subplots(2, 2, figsize=(11, 7), sharex=True)
+fig, axes = subplots(2, 2, figsize=(8.5, 6.8), sharex=True)
 for ax, bits in zip(axes.ravel(), BITS):
     rows = at_rungs[(at_rungs["method"] == MAIN_METHOD) & (at_rungs["bits"] == bits)]
     for rung, group in rows.groupby("rung"):
@@ -295,11 +296,13 @@ for ax, bits in zip(axes.ravel(), BITS):
         ax.errorbar(means["N"], means["qid"], yerr=means["se"], fmt="o-", capsize=2, markersize=4,
                     color=rung_palette[rung], label=f"{rung:g}")
     ax.set_xscale("log")
+    ax.set_xticks(list(N_OF.values()), [f"{size}" for size in N_OF], minor=False)
+    ax.set_xticks([], minor=True)
     ax.set_yscale("symlog", linthresh=1e-4)
     ax.set_title(f"{bits} bits", fontsize=11, color=bit_color(bits))
     ax.set_ylabel("QiD (nats/token)")
 for ax in axes[-1]:
-    ax.set_xlabel("non-embedding parameters N")
+    ax.set_xlabel("model size (non-embedding parameters N)")
 axes[0, 0].legend(title="D/N", fontsize=8, ncol=2)
 fig_n = fig
 
@@ -337,14 +340,28 @@ in_d["rises with D"] = [("yes" if r.low > 0 else "opposite" if r.high < 0 else "
                         if np.isfinite(r.low) else "too few points" for r in in_d.itertuples()]
 in_n["falls with N"] = [("yes" if r.high < 0 else "opposite" if r.low > 0 else "not resolved")
                         if np.isfinite(r.low) else "too few points" for r in in_n.itertuples()]
-count_d = in_d.groupby(["method", "bits"])["rises with D"].value_counts().unstack(fill_value=0)
-count_n = in_n.groupby(["method", "bits"])["falls with N"].value_counts().unstack(fill_value=0)
-display(Markdown("**dQiD/d ln D per size** (counts of sizes by verdict, per quantizer and bit width):"))
+def verdict_table(frame, column, expected):
+    """method × bits: how many slopes have the expected sign (interval excludes zero) / the opposite / neither."""
+    def cell(group):
+        counts = group[column].value_counts()
+        return (f"{counts.get(expected, 0)} {expected} · {counts.get('opposite' if expected == 'yes' else 'yes', 0)} "
+                f"{'opposite' if expected == 'yes' else 'yes'} · {counts.get('not resolved', 0)} n.r.")
+    return frame.groupby(["method", "bits"]).apply(cell, include_groups=False).unstack("bits")
+
+
+count_d = verdict_table(in_d, "rises with D", "yes")
+count_n = verdict_table(in_n.assign(rises=lambda t: t["falls with N"].map(
+    {"opposite": "yes", "yes": "opposite"}).fillna(t["falls with N"])), "rises", "yes")
+display(Markdown("**dQiD/d ln D per size** (counts of sizes: rising / falling / not resolved, per quantizer and "
+                 "bit width):"))
 display(count_d)
-display(Markdown("**dQiD/d ln N at fixed D/N, per rung** (counts of rungs by verdict; the law predicts a rise):"))
-display(count_n.rename(columns={"falls with N": "falls"}))
-count_fixed = in_fixed_d.groupby(["method", "bits"])["falls with N"].value_counts().unstack(fill_value=0)
-display(Markdown("**dQiD/d ln N at fixed D** (counts of token counts by verdict; the paper's α > 0 means a fall):"))
+display(Markdown("**dQiD/d ln N at fixed D/N, per rung** (counts of rungs: rising, as the law predicts / falling / "
+                 "not resolved):"))
+display(count_n)
+count_fixed = verdict_table(in_fixed_d.assign(falls=lambda t: t["falls with N"].map(
+    {"yes": "yes", "opposite": "opposite"}).fillna(t["falls with N"])), "falls", "yes")
+display(Markdown("**dQiD/d ln N at fixed D** (counts of token counts: falling, the paper's α > 0 / rising / not "
+                 "resolved):"))
 display(count_fixed)
 negative_share = float((in_fixed_d["slope"] < 0).mean()) if len(in_fixed_d) else float("nan")
 
@@ -371,11 +388,14 @@ noise = (window_sd.merge(calibration_sd[["method", "size", "bits", "calibration"
          .merge(training_sd[["size", "bits", "training_seed"]], how="left", on=["size", "bits"]))
 noise = noise[noise["method"].isin(METHODS) & noise["bits"].isin(BITS)]
 sd_columns = ["windows", "calibration", "training_seed"]
-display(noise.pivot_table(index=["method", "bits"], columns="size", values=sd_columns).reindex(columns=SIZES, level=1)
-        .style.format("{:.1e}", na_rep="–"))
+main_noise = noise[noise["method"] == MAIN_METHOD].set_index(["bits", "size"])[sd_columns]
+main_noise = main_noise.reindex(pd.MultiIndex.from_product([sorted(noise["bits"].unique()), SIZES],
+                                                         names=["bits", "size"]))
+display(Markdown(f"**{MAIN_METHOD.upper()}**, standard deviations (nats/token):"))
+display(main_noise.rename(columns=lambda c: c.replace("_", " ")).style.format("{:.1e}", na_rep="–"))
 
 # %% tags=["hide-input"]
-fig, axes = subplots(1, 3, figsize=(11, 3.8), sharey=True)
+fig, axes = subplots(1, 3, figsize=(9, 3.6), sharey=True)
 main_rows = noise[noise["method"] == MAIN_METHOD]
 for ax, column in zip(axes, sd_columns):
     for size in SIZES:
@@ -400,7 +420,7 @@ fig_noise = fig
 # often their top-1 predictions agree. On the suite the three measures rank the cells in nearly the same order:
 
 # %% tags=["hide-input"]
-fig, axes = subplots(1, 2, figsize=(11, 4))
+fig, axes = subplots(1, 2, figsize=(8.5, 4))
 for method, marker in (("rtn", "o"), ("gptq", "s"), ("awq", "^")):
     rows = seed0[(seed0["method"] == method)]
     if rows.empty:
@@ -444,8 +464,8 @@ display(Markdown("**Decayed minus constant lr at the same 16-bit loss:**"))
 display(by_loss.style.hide(axis="index").format({"mean_difference": "{:.2e}", "low": "{:.2e}", "high": "{:.2e}"}))
 
 # %% tags=["hide-input"]
-fig, axes = subplots(1, len(SIZES), figsize=(12, 3.6), sharey=False)
-for ax, size in zip(np.atleast_1d(axes), SIZES):
+fig, axes = subplots(2, (len(SIZES) + 1) // 2, figsize=(8.5, 6.8), sharey=False)
+for ax, size in zip(np.atleast_1d(axes).ravel(), SIZES):
     rows = seed0[(seed0["size"] == size) & (seed0["method"] == MAIN_METHOD) & (seed0["bits"] == 3)]
     stable = rows[rows["phase"] == "stable"].sort_values("loss_16")
     decayed = rows[rows["phase"] == "decayed"]
@@ -459,8 +479,9 @@ for ax, size in zip(np.atleast_1d(axes), SIZES):
     ax.invert_xaxis()
     ax.set_title(f"{size}", fontsize=11)
     ax.set_xlabel("16-bit loss (nats/token)")
-np.atleast_1d(axes)[0].set_ylabel(f"{MAIN_METHOD.upper()} 3-bit QiD (nats/token)")
-np.atleast_1d(axes)[0].legend(fontsize=8)
+for ax in np.atleast_2d(axes)[:, 0]:
+    ax.set_ylabel(f"{MAIN_METHOD.upper()} 3-bit QiD (nats/token)")
+np.atleast_1d(axes).ravel()[0].legend(fontsize=8)
 fig_decay = fig
 
 # %% [markdown]
