@@ -81,6 +81,7 @@ METHOD = "gptq"  # quantizer of the fits: "gptq" (as in the paper), "awq" or "rt
 BITS = [2, 3, 4]  # weight bit widths fitted (as in the paper)
 DESIGNS = ["cosine"]  # schedule designs whose checkpoints enter the fits (the paper: Pythia's cosine runs)
 PHASES = ["intermediate", "final"]  # checkpoint phases of the fits: every checkpoint of a cosine run
+TRAINED_ONLY = True  # fit only checkpoints whose 16-bit loss beats the bigram baseline (column beats_bigram)
 EXTRA_SCATTER = True  # also fit a relative scatter beyond the measured errors (maximum likelihood)
 BOOTSTRAP_SAMPLES = 200  # bootstrap replicates (training lineages, and eval windows where available)
 CONFIDENCE = 0.95  # coverage of every interval and band (fraction)
@@ -117,6 +118,12 @@ else:
     raw.attrs["source"] = str(QID_TABLE)
     window_losses = load_table(WINDOW_LOSSES) if WINDOW_LOSSES and Path(WINDOW_LOSSES).is_file() else None
 measured, assumptions = suitefits.normalize_measured(raw)
+if TRAINED_ONLY and "beats_bigram" in measured.columns:
+    # the trained regime (chapter 3): a checkpoint that has not beaten a bigram model has not learned much beyond
+    # word statistics; this is a criterion on the 16-bit model, not on the significance of its QiD
+    untrained = int((~measured["beats_bigram"].astype(bool)).sum())
+    measured = measured[measured["beats_bigram"].astype(bool)].reset_index(drop=True)
+    assumptions.append(f"{untrained} rows of checkpoints that do not beat the bigram baseline left out (TRAINED_ONLY)")
 # A table without these designs or phases (e.g. a `qid measure` output, all 'measured'/'final') is fitted whole.
 designs = DESIGNS if set(DESIGNS) & set(measured["design"]) else sorted(measured["design"].unique())
 phases = PHASES if set(PHASES) & set(measured["phase"]) else sorted(measured["phase"].unique())
