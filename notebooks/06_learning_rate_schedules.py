@@ -232,14 +232,14 @@ for size in SIZES:
 test_table = pd.DataFrame(test_rows)
 display(test_table)
 worst_ratio = float(test_table["book MPL / published PredE"].max())
-glue("own_fit_worst_prede_ratio", worst_ratio, display=False)
+glue("own_fit_worst_prede_ratio", float(worst_ratio), display=False)
 glue("own_fit_pred_error", {row["size"]: row["luo_multipower: pred_error"] for row in test_rows}, display=False)
 glue("tissue_pred_error", {row["size"]: row["tissue_annealing: pred_error"] for row in test_rows}, display=False)
-glue("own_fits_converged", all(fit.converged for fit in own_fits.values()), display=False)
+glue("own_fits_converged", bool(all(fit.converged for fit in own_fits.values())), display=False)
 better_than_fit = [row["size"] for row in test_rows if row["tissue_annealing: pred_error"] < row["luo_multipower: pred_error"]]
 better_than_published = [row["size"] for row in test_rows if row["tissue_annealing: pred_error"] < row["published MPL: pred_error"]]
 objective_ratios = [own_fits[("luo_multipower", size)].objective / published_objective[size] for size in SIZES]
-glue("own_fit_objective_ratio_max", max(objective_ratios), display=False)
+glue("own_fit_objective_ratio_max", float(max(objective_ratios)), display=False)
 display(Markdown(
     f"Fitted by the book on the training schedules, the Multi-Power Law predicts the test schedules with a PredE "
     f"at most {worst_ratio:.2f}× the published one (sizes {', '.join(SIZES)}); its training objective is "
@@ -312,7 +312,7 @@ if len(suite_table):
     if unconverged:
         display(Markdown(f"Not converged (lmfit's polish did not confirm the search's optimum): {', '.join(unconverged)}; "
                          "their best parameters are used as found, and their test scores read with that caveat."))
-    glue("suite_curve_pred_error", {f"{r['law']} {r['size']}": r["test PredE"] for r in suite_rows}, display=False)
+    glue("suite_curve_pred_error", {f"{r['law']} {r['size']}": float(r["test PredE"]) for r in suite_rows}, display=False)
 else:
     display(Markdown("The training log has no size with both cosine and WSD runs: nothing to fit here."))
 
@@ -368,7 +368,7 @@ if suite_fits:
 # %% tags=["hide-input"]
 qid_table = pd.read_csv(SUITE_QID_TABLE)
 schedule_ready = analysis.has_schedule_columns(qid_table)
-glue("qid_schedule_analysis_ran", schedule_ready, display=False)
+glue("qid_schedule_analysis_ran", bool(schedule_ready), display=False)
 if not schedule_ready:
     display(Markdown(
         f"**Not measured yet:** `{SUITE_QID_TABLE}` lacks the new suite's columns "
@@ -379,7 +379,7 @@ else:
     checkpoints = checkpoints[checkpoints["design"].isin(["cosine", "wsd"])]
     missing_statistics = int(checkpoints["S2"].isna().sum())
     loss_degree = analysis.choose_loss_degree(checkpoints, QID_METHODS[0], min(QID_BITS, key=lambda bits: abs(bits - 3)))
-    glue("qid_loss_degree", loss_degree, display=False)
+    glue("qid_loss_degree", int(loss_degree), display=False)
     display(Markdown(f"What the loss explains is modelled per size as a polynomial of degree {loss_degree} in the "
                      "16-bit loss (the degree with the lowest AICc among 1–4 for QiD on loss alone)."))
     effects = [analysis.decay_effect(checkpoints, method, bits, statistic, BOOTSTRAP_SAMPLES, SEED, CONFIDENCE, loss_degree)
@@ -446,8 +446,8 @@ if schedule_ready:
         display(Markdown("Too few checkpoints with a varying annealing area for the regression."))
     else:
         low, high = headline["t_interval"]
-        glue("decay_effect", headline["effect"], display=False)
-        glue("decay_effect_interval", [low, high], display=False)
+        glue("decay_effect", float(headline["effect"]), display=False)
+        glue("decay_effect_interval", [float(low), float(high)], display=False)
         signs = {"S2": np.sign(low) if low * high > 0 else 0}
         if robustness is not None:
             r_low, r_high = robustness["t_interval"]

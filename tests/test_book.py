@@ -326,6 +326,9 @@ def test_schedules_chapter_reproduces_luo_and_fits_within_twice_the_published_er
     assert values["luo_published_metrics_match"] is True  # every printed digit, every size run
     assert values["own_fits_converged"] and values["own_fit_worst_prede_ratio"] < 2
     assert values["suite_curve_sizes"] >= 1
+    if values["qid_schedule_analysis_ran"]:  # the new suite's table: the QiD-along-the-schedule result is stated
+        low, high = values["decay_effect_interval"]
+        assert low <= values["decay_effect"] <= high and values["qid_loss_degree"] in (1, 2, 3, 4)
 
 
 def fresh_copy(destination: Path) -> Path:
