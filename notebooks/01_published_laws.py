@@ -41,7 +41,7 @@
 # %% [markdown]
 # ## Imports
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import numpy as np
@@ -50,6 +50,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from qid.printedtable import printed_precision_fit
+from qid.chapter_params import apply_chapter_parameters
 from qid.checkpoints import gpt_neox_non_embedding_formula
 from qid.fit import fit_law
 from qid.laws import LAWS, get_law
@@ -70,7 +71,8 @@ PROJECTION_BITS = [2, 3, 4]  # weight bit widths for Figure 1
 MAX_TOKENS = 1e14  # right end of Figure 1 (training tokens)
 VOCAB_SIZE = 50_304  # vocabulary for the uniform-guess line: Pythia's embedding rows (config.vocab_size)
 
-# %%
+# %% tags=["hide-input"]
+apply_chapter_parameters("01_published_laws", globals())  # papermill's text ("[3, 4]") to lists and numbers
 if not 0 < TOLERANCE < 1:
     raise ValueError(f"TOLERANCE must be a fraction in (0, 1), got {TOLERANCE}")
 if FIT_SPACE not in ("log", "linear"):
@@ -94,14 +96,14 @@ published = unified.parameter_sets["published"].values
 # attached as data with their source. `qid laws` prints the same list on the command line.
 
 # %% tags=["hide-input"]
-rows = []
+rows = []  # a list rather than a table: the equations and parameter sets need the page's width
 for law in LAWS.values():
-    sets = "<br>".join(
+    sets = "; ".join(
         f"`{name}` ({ps.status}): " + ", ".join(f"{key} = {value:.4g}" for key, value in ps.values.items())
         for name, ps in law.parameter_sets.items()
     )
-    rows.append(f"| `{law.name}` | ${law.latex}$ | {{cite:t}}`{law.source}` | {sets or 'none published'} |")
-display(Markdown("| law | equation | source | parameter sets |\n|---|---|---|---|\n" + "\n".join(rows)))
+    rows.append(f"- **`{law.name}`** ({{cite:t}}`{law.source}`): ${law.latex}$  \n  parameter sets: {sets or 'none published'}")
+display(Markdown("\n".join(rows)))
 
 # %% [markdown]
 # In the QiD laws $N$ is the number of parameters, $D$ the number of training tokens and $P$ the weight bit
@@ -168,13 +170,12 @@ for bits in (2, 3, 4):
         raise RuntimeError(f"the {bits}-bit fit to Table 1 did not converge: {result.message}")
     path = result.save(f"{FITS_DIR}/table1_per_bit_P{bits}.json")
     per_bit_fits[bits], rounding_misses[bits] = result, misses
-    print(f"--- {bits}-bit law, saved to {path}")
-    print(result.fit_report())
+    print(f"{bits}-bit law saved to {path}")
 
 # %% [markdown]
 # The fitted parameters, with the largest miss of a printed cell in units of its rounding (half a unit of the
-# fourth decimal; at most 1 means every cell is reproduced to the digits printed). The fit reports above
-# carry standard errors because lmfit computes them, but they are **not** uncertainties of the paper's laws:
+# fourth decimal; at most 1 means every cell is reproduced to the digits printed). The saved fits carry
+# lmfit's standard errors because lmfit computes them, but they are **not** uncertainties of the paper's laws:
 # the paper's measurements are not in a printed table, and these numbers say only how far rounding alone
 # could move the parameters. No uncertainty of the published laws can be derived from Table 1.
 
@@ -287,7 +288,7 @@ for ax, size in zip(np.atleast_1d(axes), PROJECTION_SIZES):
     ax.set_title(f"N = {size:.3g} parameters", fontsize=10)
 np.atleast_1d(axes)[0].set_ylabel("predicted QiD (nats per token)")
 handles, labels = np.atleast_1d(axes)[-1].get_legend_handles_labels()
-fig.legend(handles, labels, loc="outside right center", fontsize=8)
+fig.legend(handles, labels, loc="outside right center", fontsize=8);
 
 # %% [markdown]
 # QiD at $D = $ `MAX_TOKENS` from each law (nats per token). Where a value is past the worse-than-uniform

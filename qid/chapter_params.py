@@ -176,6 +176,16 @@ def coerce(parameter: Parameter, value) -> Any:
 _SOURCES_NOTE = "corpus:eval, corpus:calibration, wikitext2, refinedweb or a .txt path"
 
 CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
+    "01_published_laws": (
+        Parameter("TABLE1_CSV", str, "path of the paper's Table 1"),
+        Parameter("FITS_DIR", str, "folder of the per-bit fit JSONs"),
+        Parameter("TOLERANCE", float, "fraction", minimum=0, maximum=1, above_minimum=True, below_maximum=True),
+        Parameter("FIT_SPACE", str, "residual space", allowed=("log", "linear")),
+        Parameter("PROJECTION_SIZES", list, "model sizes N, parameters", item=float, minimum=0, above_minimum=True),
+        Parameter("PROJECTION_BITS", list, "weight bits", item=int, minimum=2, maximum=16),
+        Parameter("MAX_TOKENS", float, "training tokens", minimum=1e9, above_minimum=True),
+        Parameter("VOCAB_SIZE", int, "vocabulary entries", minimum=2),
+    ),
     "02_measure_qid": (
         Parameter("CHECKPOINTS", list, "model folders or hub ids; empty trains the small model", item=str, nonempty=False),
         Parameter("TRAIN_STEPS", int, "optimizer steps", minimum=1),
