@@ -36,8 +36,8 @@
 #    without a flag.
 #
 # Our models have at most a few hundred thousand non-embedding parameters and have seen at most tens of
-# millions of tokens: **thousands of times smaller than Pythia**. Every comparison with the paper is made
-# across that gap.
+# millions of tokens, far below Pythia: the factor is computed once (`qid.reference.scale_gap`) and stated in
+# the summary and on the landing page. Every comparison with the paper is made across that gap.
 #
 # ## Prerequisites
 #
@@ -52,7 +52,7 @@
 # %% [markdown]
 # ## Imports
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
@@ -92,7 +92,7 @@ PROJECTION_SIZES = {"1B": 1e9, "7B": 7e9, "70B": 7e10, "405B": 4.05e11}  # model
 PROJECTION_BITS = [2, 3, 4]  # bit widths of the projections
 MAX_TOKENS = 1e14  # right end of the projections (training tokens)
 
-# %%
+# %% tags=["hide-input"]
 if METHOD not in ("gptq", "awq", "rtn"):
     raise ValueError(f"METHOD must be 'gptq', 'awq' or 'rtn', got {METHOD!r}")
 if not BITS or not all(isinstance(bits, int) and 2 <= bits <= 16 for bits in BITS):
@@ -209,8 +209,8 @@ if window_losses is not None:
 fits = suitefits.fit_suite_laws(rows, extra_scatter=EXTRA_SCATTER, bootstrap=BOOTSTRAP_SAMPLES, seed=SEED,
                                 confidence=CONFIDENCE, responses=responses)
 unified, kumar = fits["ouyang_unified"], fits["kumar_ptq"]
-print(unified.fit_report())
-print(f"extra relative scatter: {unified.extra_scatter}; bootstrap: {unified.bootstrap['method'] if unified.bootstrap else 'none'}")
+display(Markdown(f"Extra relative scatter: {unified.extra_scatter}; bootstrap: "
+                 f"{unified.bootstrap['method'] if unified.bootstrap else 'none'}. The fitted values are in the tables below."))
 
 # %% tags=["hide-input"]
 problems = []
