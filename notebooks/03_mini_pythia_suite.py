@@ -510,11 +510,14 @@ if len(main3_loss):
 
 # %% tags=["remove-input"]
 if len(full_split):
-    shown_full = full_split[["size", "method", "bits", "windows_sample", "qid_sample", "qid_sample_se",
-                             "windows_full", "qid_full", "qid_full_se", "difference_in_sample_se"]]
-    display(shown_full.style.hide(axis="index").format({c: "{:.2e}" for c in ("qid_sample", "qid_sample_se",
-                                                                              "qid_full", "qid_full_se")}
-                                                       | {"difference_in_sample_se": "{:+.2f}"}))
+    shown_full = pd.DataFrame({
+        "size": full_split["size"], "method": full_split["method"], "bits": full_split["bits"],
+        f"sample ({int(full_split['windows_sample'].iloc[0])} windows)":
+            [f"{q:.4f} ± {e:.4f}" for q, e in zip(full_split["qid_sample"], full_split["qid_sample_se"])],
+        f"whole split ({int(full_split['windows_full'].iloc[0])})":
+            [f"{q:.4f} ± {e:.4f}" for q, e in zip(full_split["qid_full"], full_split["qid_full_se"])],
+        "difference / SE": full_split["difference_in_sample_se"].map("{:+.2f}".format)})
+    display(shown_full.style.hide(axis="index"))
     within = float((full_split["difference_in_sample_se"].abs() <= 2).mean())
     glue("full_split_within_2se", within, display=False)
     display(Markdown(f"{within:.0%} of the sample's QiDs lie within 2 of their standard errors of the whole split's."))

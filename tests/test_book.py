@@ -284,7 +284,9 @@ def test_measure_chapter_sweep_orders_bits_and_16_bits_is_exactly_zero(executed_
     assert (table.loc[table["bits"] == 16, "qid"] == 0).all() and (table["bits"] == 16).any()
     for method, rows in table.groupby("method"):
         by_bits = rows.set_index("bits")["qid"]
-        assert by_bits[min(small["BITS"])] > by_bits[max(small["BITS"])] > 0, method
+        # the lowest bit width loses more than the highest, and clearly more than nothing; at 8 bits QiD is
+        # within noise of zero and may come out slightly negative
+        assert by_bits[min(small["BITS"])] > max(by_bits[max(small["BITS"])], 0), method
 
 
 @pytest.mark.slow
