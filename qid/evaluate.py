@@ -78,15 +78,20 @@ def window_losses(model, windows: torch.Tensor, batch_size: int = 8, progress: b
     losses = []
     batches = windows.split(batch_size)
     for batch in tqdm(batches, desc="evaluate", unit="batch", disable=not progress, leave=False):
-        batch = batch.to(device)
-        with autocast(device):
-            logits = model(input_ids=batch, use_cache=False).logits
-        logits = logits[:, :-1].float()
-        targets = batch[:, 1:]
-        token_losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-        losses.append(token_losses.view(targets.shape).double().mean(dim=1).cpu())
+        _, window_loss = _next_token_logits_and_losses(model, batch.to(device))
+        losses.append(window_loss)
     model.train(was_training)
     return torch.cat(losses)
+
+
+def _next_token_logits_and_losses(model, batch: torch.Tensor):
+    """fp32 next-token logits [batch, length − 1, vocab] and each window's mean cross-entropy (float64, CPU)."""
+    with autocast(batch.device):
+        logits = model(input_ids=batch, use_cache=False).logits
+    logits = logits[:, :-1].float()
+    targets = batch[:, 1:]
+    token_losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    return logits, token_losses.view(targets.shape).double().mean(dim=1).cpu()
 
 
 # Reference log-probabilities larger than this are not cached (KL and top-1 agreement are then left out).
@@ -128,12 +133,8 @@ def window_divergence(model, windows: torch.Tensor, reference: torch.Tensor, bat
     losses, divergences, agreements = [], [], []
     for start in range(0, windows.shape[0], batch_size):
         batch = windows[start:start + batch_size].to(device)
-        with autocast(device):
-            logits = model(input_ids=batch, use_cache=False).logits
-        logits = logits[:, :-1].float()
-        targets = batch[:, 1:]
-        token_losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-        losses.append(token_losses.view(targets.shape).double().mean(dim=1).cpu())
+        logits, window_loss = _next_token_logits_and_losses(model, batch)
+        losses.append(window_loss)
         log_q = F.log_softmax(logits, dim=-1).cpu()
         log_p = reference[start:start + batch.shape[0]]
         kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1)  # [batch, length − 1]
