@@ -42,13 +42,14 @@
 # %% [markdown]
 # ## Imports
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
 from qid import schedule_analysis as analysis
+from qid.booktables import show_long_table, styled
 from qid.curvelaws import LUO_PUBLISHED, LUO_PUBLISHED_TEST_METRICS, LUO_SIZES, load_luo_curves
 from qid.laws import get_law
 from qid.plots import subplots
@@ -169,7 +170,8 @@ for row in published_average.itertuples(index=False):
 comparison = pd.DataFrame(comparison)
 published_match = bool(comparison[[f"{metric} match" for metric in analysis.METRICS]].to_numpy().all()) if LUO_SPLIT else None
 glue("luo_published_metrics_match", published_match, display=False)
-display(comparison)
+show_long_table(styled(comparison[["size"] + [c for c in comparison.columns if c.endswith("match")]], hide_index=True),
+                comparison, "luo_published_test_metrics.csv", "Every metric, book and published")
 if LUO_SPLIT:
     verdict = "match the published table to every printed digit" if published_match else "do NOT all match the published table"
     display(Markdown(f"With the published parameters, the book's test metrics {verdict} "
@@ -210,7 +212,9 @@ for law_name in ("luo_multipower", "tissue_annealing"):
             parameter_rows.append({"size": size, "source": "published", **LUO_PUBLISHED[size],
                                    "Huber objective (train)": float(f"{published_objective[size]:.4g}")})
     display(Markdown(f"**{law_name}**"))
-    display(pd.DataFrame(parameter_rows))
+    parameter_table = pd.DataFrame(parameter_rows)
+    show_long_table(styled(parameter_table.drop(columns=["converged", "at a bound"], errors="ignore"), hide_index=True),
+                    parameter_table, f"{law_name}_parameters.csv", "With convergence and parameters at a bound")
 
 # %% [markdown]
 # *Table.* The book's fitted parameters (Huber objective on the training curves; smaller is a closer fit).
@@ -230,7 +234,11 @@ for size in SIZES:
     row["book MPL / published PredE"] = round(row["luo_multipower: pred_error"] / row["published MPL: pred_error"], 2)
     test_rows.append(row)
 test_table = pd.DataFrame(test_rows)
-display(test_table)
+show_long_table(styled(test_table[["size", "luo_multipower: pred_error", "tissue_annealing: pred_error",
+                                   "published MPL: pred_error", "book MPL / published PredE"]].rename(
+    columns={"luo_multipower: pred_error": "MPL PredE (book)", "tissue_annealing: pred_error": "Tissue PredE (book)",
+             "published MPL: pred_error": "MPL PredE (published)", "book MPL / published PredE": "book / published"}),
+    hide_index=True), test_table, "test_schedule_metrics.csv", "Every metric of both laws")
 worst_ratio = float(test_table["book MPL / published PredE"].max())
 glue("own_fit_worst_prede_ratio", float(worst_ratio), display=False)
 glue("own_fit_pred_error", {row["size"]: row["luo_multipower: pred_error"] for row in test_rows}, display=False)
@@ -392,7 +400,9 @@ else:
         "ΔAICc (loss+annealing − loss)": None if not e["estimable"] else e["aicc"]["loss + annealing"] - e["aicc"]["loss"],
         "ΔAICc (S1+annealing − loss)": None if not e["estimable"] else e["aicc"]["S1 + annealing"] - e["aicc"]["loss"],
     } for e in effects])
-    display(effect_table)
+    show_long_table(styled(effect_table[["statistic", "method", "bits", "checkpoints", "c (nats per unit)", "t interval"]],
+                           "{:.3g}", hide_index=True),
+                    effect_table, "decay_effects.csv", "With bootstrap intervals, effect over the range, ΔAICc")
     if missing_statistics:
         display(Markdown(f"{missing_statistics} checkpoint row(s) have no training-log curve to compute S1/S2 from "
                          "and are left out of the regression."))
