@@ -105,6 +105,11 @@ SIZES = [size for size in preset.sizes if size in set(qid["size"])]
 N_OF = {size: int(qid.loc[qid["size"] == size, "N"].iloc[0]) for size in SIZES}
 size_colors = dict(zip(SIZES, ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"]))
 seed0 = qid[qid["calib_seed"].isna() | (qid["calib_seed"] == 0)]
+RUNG_NOTE = ""
+if not (qid_all["rung"] >= MIN_RUNG).any():  # a small preset (tiny) stops below the rung where trends start
+    RUNG_NOTE = (f" Preset `{PRESET}` has no rung at D/N ≥ {MIN_RUNG:g}, so its trends and comparisons use every "
+                 f"rung from {qid_all['rung'].min():g}.")
+    MIN_RUNG = float(qid_all["rung"].min())
 
 # %% [markdown]
 # ## The design and its cost
@@ -136,7 +141,7 @@ display(Markdown(
     f"{stage_seconds.get('lr_sweep', 0) / 60:.0f} min, both designs {stage_seconds.get('main', 0) / 60:.0f} min) and "
     f"{measure_seconds / 60:.0f} min of measurement, on a machine shared with other jobs. The corpus has "
     f"{provenance['corpus_train_tokens']:,} training tokens, so no run repeats its data more than "
-    f"{checkpoints['epochs'].max():.2f} times. " + scale_gap_statement(qid_all)))
+    f"{checkpoints['epochs'].max():.2f} times. " + scale_gap_statement(qid_all) + RUNG_NOTE))
 
 # %% [markdown]
 # **Why a 1,024-token vocabulary.** At these widths (d_model 32–64) the output layer over the vocabulary costs as
@@ -342,6 +347,9 @@ in_n["falls with N"] = [("yes" if r.high < 0 else "opposite" if r.low > 0 else "
                         if np.isfinite(r.low) else "too few points" for r in in_n.itertuples()]
 def verdict_table(frame, column, expected):
     """method × bits: how many slopes have the expected sign (interval excludes zero) / the opposite / neither."""
+    if frame.empty:
+        return pd.DataFrame({"": ["no slopes (too few points)"]})
+
     def cell(group):
         counts = group[column].value_counts()
         return (f"{counts.get(expected, 0)} {expected} · {counts.get('opposite' if expected == 'yes' else 'yes', 0)} "

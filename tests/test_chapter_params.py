@@ -123,3 +123,14 @@ def test_a_bad_papermill_parameter_stops_the_chapter_with_its_name(tmp_path):
 def test_every_declared_chapter_exists():
     stems = {source.stem for source in chapter_sources()}
     assert set(CHAPTER_PARAMETERS) <= stems
+
+
+@pytest.mark.slow
+def test_suite_chapter_makes_the_tiny_preset_it_is_asked_for(tmp_path):
+    """PRESET="tiny" has no committed tables: the chapter trains and measures the tiny suite itself."""
+    work = tmp_path / "live"
+    run_book(REPO_ROOT, tmp_path / "out", {"03_mini_pythia_suite": {"PRESET": "tiny", "LIVE_DIR": str(work),
+                                                                     "LIVE_METHODS": "[]"}},
+             only=["03_mini_pythia_suite"])
+    assert (work / "tables" / "tiny_qid.csv").is_file()
+    assert (tmp_path / "out" / "03_mini_pythia_suite.ipynb").is_file()
