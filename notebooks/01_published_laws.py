@@ -130,8 +130,8 @@ def side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.assign(qid_threshold=frame["qid_threshold"].map("{:.1f}".format))
     wide = frame.pivot_table(index=["size", "qid_threshold"], columns="bits",
                              values=["tokens_trillions", "predicted_trillions"], sort=False)
-    wide.columns = [f"{bits}-bit {'published' if kind == 'tokens_trillions' else 'reproduced'}" for kind, bits in wide.columns]
-    return wide[sorted(wide.columns, key=lambda name: (name.split("-")[0], "reproduced" in name))]
+    wide.columns = [f"{bits}-bit {'printed' if kind == 'tokens_trillions' else 'ours'}" for kind, bits in wide.columns]
+    return wide[sorted(wide.columns, key=lambda name: (name.split("-")[0], "ours" in name))]
 
 
 unified_params_by_bits = {bits: published for bits in (2, 3, 4)}

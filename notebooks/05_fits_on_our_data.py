@@ -298,7 +298,9 @@ display(comparison.style.format({"log_likelihood": "{:.2f}", "AIC": "{:.2f}", "A
 held_out = suitefits.common_holdout(rows)
 holdout = suitefits.holdout_scores(rows, held_out, EXTRA_SCATTER, SEED)
 glue("best_law_holdout", holdout["law"].iloc[0], display=False)
-display(holdout.style.format({"rms_standardized": "{:.3g}", "rms_nats": "{:.3g}", "mean_error_nats": "{:.3g}"}))
+display(holdout.rename(columns={"n_train": "rows fitted", "n_test": "rows held out", "rms_standardized": "RMS (SE)",
+                                 "rms_nats": "RMS (nats)", "mean_error_nats": "mean error (nats)"})
+        .style.hide(axis="index").format({"RMS (SE)": "{:.3g}", "RMS (nats)": "{:.3g}", "mean error (nats)": "{:.3g}"}))
 display(Markdown(
     f"By AICc the best law is **{comparison['law'].iloc[0]}** (next: {comparison['law'].iloc[1]}, "
     f"ΔAICc = {comparison['ΔAICc'].iloc[1]:.1f}); on the common hold-out ({int(held_out.sum())} rows) the best is "
