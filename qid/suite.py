@@ -19,19 +19,14 @@ finished run is skipped); `qid.suite_tables` writes the tidy tables under data/s
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from qid import train as training
 from qid.models import MINI_SHAPES
 from qid.paths import DATA_DIR, REPO_ROOT
-from qid.sweep import parse_shard
 
 DESIGNS = ("cosine", "wsd")
 SUITE_DATA_DIR = DATA_DIR / "suite"
@@ -307,16 +302,20 @@ def _groups(runs: list[PlannedRun]) -> list[list[PlannedRun]]:
     return list(groups.values())
 
 
-def assign_groups(runs: list[PlannedRun], workers: int) -> list[int]:
-    """Worker index of each group of `_groups(runs)`: longest processing time first onto the least-loaded worker."""
-    groups = _groups(runs)
-    costs = [sum(run_cost(run) for run in group) for group in groups]
-    loads, assignment = [0.0] * workers, [0] * len(groups)
-    for position in sorted(range(len(groups)), key=lambda i: -costs[i]):
+def balance(costs: list[float], workers: int) -> list[int]:
+    """Worker index of each job: longest processing time first onto the least-loaded worker (so that the workers
+    finish at about the same time). Shared by the training and the measurement shards."""
+    loads, assignment = [0.0] * workers, [0] * len(costs)
+    for position in sorted(range(len(costs)), key=lambda i: -costs[i]):
         worker = loads.index(min(loads))
         loads[worker] += costs[position]
         assignment[position] = worker
     return assignment
+
+
+def assign_groups(runs: list[PlannedRun], workers: int) -> list[int]:
+    """Worker index of each group of `_groups(runs)`, balanced by estimated training seconds."""
+    return balance([sum(run_cost(run) for run in group) for group in _groups(runs)], workers)
 
 
 # Measured single-thread training throughput on the 2-core machine (tokens/s, vocabulary 1,024, context 128,

@@ -10,32 +10,20 @@ Three resumable sweeps (`qid.sweep`), each into its own raw table under runs/sui
 * ``qid_full_split.csv`` — a few final checkpoints measured on every window of the eval split, to show that the
   stratified sample's QiD agrees with the whole split's within its standard error.
 
-Settings that move results (batch size, threads) are fixed by the preset and recorded in every row.
+Settings that move results (batch size, threads) are fixed by the preset and recorded in every row. Where the raw
+files live, and how they become the tidy tables, is `qid.suite_tables`'s job.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from qid import suite
-from qid.paths import REPO_ROOT
+from qid.suite_tables import (checkpoint_path, collect_checkpoints, full_split_output, measured_checkpoints,
+                              sweep_output, window_losses_output)
 
 FULL_SPLIT_METHODS = ("rtn", "gptq")
 FULL_SPLIT_BITS = (2, 3)
-
-
-def sweep_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
-    return Path(runs_dir) / preset / "qid_sweep.csv"
-
-
-def window_losses_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
-    return Path(runs_dir) / preset / "window_losses.jsonl"
-
-
-def full_split_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
-    return Path(runs_dir) / preset / "qid_full_split.csv"
 
 
 def sweep_spec(preset: str, checkpoints, device: str = "cpu", calibration_seeds=(0,), eval_tokens: int | None = None,
@@ -53,11 +41,6 @@ def sweep_spec(preset: str, checkpoints, device: str = "cpu", calibration_seeds=
         calibration_seeds=list(calibration_seeds), device=device, batch_size=spec.qid_batch_size, kl=kl)
 
 
-def _absolute(path) -> str:
-    path = Path(path)
-    return str(path if path.is_absolute() else REPO_ROOT / path)
-
-
 def calibration_checkpoints(checkpoints) -> list[str]:
     """Per size: the cosine seed-0 checkpoints at D/N 20 and at the size's largest rung, and the WSD decayed
     checkpoint at the largest rung — three checkpoints per size for the calibration-seed repeats."""
@@ -67,41 +50,34 @@ def calibration_checkpoints(checkpoints) -> list[str]:
         picks = group[((group["design"] == "cosine") & (group["train_seed"] == 0) & group["rung"].isin([20, top]))
                       | ((group["phase"] == "decayed") & (group["rung"] == top) & (group["train_seed"] == 0))]
         chosen.extend(picks["checkpoint"])
-    return [_absolute(c) for c in dict.fromkeys(chosen)]
+    return [checkpoint_path(c) for c in dict.fromkeys(chosen)]
 
 
 def full_split_checkpoints(checkpoints) -> list[str]:
     """The cosine seed-0 final checkpoint of every size."""
     final = checkpoints[(checkpoints["phase"] == "final") & (checkpoints["train_seed"] == 0)]
-    return [_absolute(c) for c in final["checkpoint"]]
+    return [checkpoint_path(c) for c in final["checkpoint"]]
 
 
 def _mine(items: list[str], costs: list[float], shard) -> list[str]:
-    """The items of shard i/n, balanced by cost (largest first onto the least-loaded worker)."""
+    """The items of shard i/n, balanced by cost (`qid.suite.balance`), in their original order."""
     if shard is None:
         return items
     index, count = shard
-    loads, mine = [0.0] * count, []
-    for position in sorted(range(len(items)), key=lambda i: -costs[i]):
-        worker = loads.index(min(loads))
-        loads[worker] += costs[position]
-        if worker == index - 1:
-            mine.append(items[position])
-    return [item for item in items if item in mine]
+    return [item for item, worker in zip(items, suite.balance(costs, count)) if worker == index - 1]
 
 
 def measure_suite(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, device: str = "cpu", shard=None,
                   progress: bool = True, full_split: bool = True, ray: str | None = None) -> Path:
     """Run the suite's three sweeps for one shard (by checkpoint, balanced by model cost); resumable.
     `ray` ('local' or an address): each checkpoint's cells run as Ray tasks (`qid.distributed`)."""
-    from qid.suite_tables import collect_checkpoints, measured_checkpoints
     from qid.sweep import parse_shard, run_sweep
 
     shard = parse_shard(shard) if isinstance(shard, str) else shard
     table = measured_checkpoints(collect_checkpoints(preset, runs_dir))
     output, windows = sweep_output(preset, runs_dir), window_losses_output(preset, runs_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
-    every = [_absolute(c) for c in table["checkpoint"]]
+    every = [checkpoint_path(c) for c in table["checkpoint"]]
     cost = dict(zip(every, (suite._cost(size) for size in table["size"])))
     calibration = calibration_checkpoints(table)
     full = full_split_checkpoints(table)
@@ -143,31 +119,3 @@ def full_split_spec(preset: str, checkpoint, device: str = "cpu"):
     bits = [b for b in FULL_SPLIT_BITS if b in spec.qid_bits] or list(spec.qid_bits[:1])
     return sweep_spec(preset, [checkpoint], device, eval_tokens=windows * (spec.seq_len - 1),
                       methods=FULL_SPLIT_METHODS, bits=bits, kl=False)
-
-
-def full_split_comparison(preset: str, runs_dir, checkpoints):
-    """Per checkpoint, method and bits: QiD on the sample and on the whole split, and their difference in SEs."""
-    import pandas as pd
-
-    from qid.suite_tables import _checkpoint_key
-    from qid.sweep import load_results
-
-    sample = load_results(sweep_output(preset, runs_dir))
-    full = load_results(full_split_output(preset, runs_dir))
-    sample = sample[(sample["calib_seed"].fillna(0) == 0)]
-    keyed = checkpoints.assign(_key=checkpoints["checkpoint"].map(_checkpoint_key)).set_index("_key")
-    rows = []
-    for _, row in full.iterrows():
-        key = _checkpoint_key(row["checkpoint"])
-        match = sample[(sample["checkpoint"].map(_checkpoint_key) == key) & (sample["method"] == row["method"])
-                       & (sample["bits"] == row["bits"])]
-        if not len(match) or key not in keyed.index:
-            continue
-        other = match.iloc[0]
-        rows.append({"run": keyed.loc[key, "run"], "size": keyed.loc[key, "size"], "step": int(row["step"]),
-                     "method": row["method"], "bits": int(row["bits"]),
-                     "windows_sample": int(other["eval_windows"]), "windows_full": int(row["eval_windows"]),
-                     "qid_sample": other["qid"], "qid_sample_se": other["qid_se"],
-                     "qid_full": row["qid"], "qid_full_se": row["qid_se"],
-                     "difference_in_sample_se": (other["qid"] - row["qid"]) / other["qid_se"]})
-    return pd.DataFrame(rows)
