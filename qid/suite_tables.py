@@ -106,9 +106,24 @@ def collect_train_logs(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, des
     return pd.concat(frames, ignore_index=True)
 
 
-def _checkpoint_key(path) -> str:
+def checkpoint_path(path) -> str:
+    """A checkpoint folder as an absolute, resolved path (the tables store it relative to the repository)."""
     path = Path(path)
     return str((path if path.is_absolute() else REPO_ROOT / path).resolve())
+
+
+# --- the measurement's raw files (qid.suite_measure writes them) -------------------------------------------------
+def sweep_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
+    return Path(runs_dir) / preset / "qid_sweep.csv"
+
+
+def window_losses_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
+    return Path(runs_dir) / preset / "window_losses.jsonl"
+
+
+def full_split_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
+    return Path(runs_dir) / preset / "qid_full_split.csv"
+
 
 
 def tidy_qid(sweep_csv, checkpoints, bigram_loss: float | None = None):
@@ -122,13 +137,13 @@ def tidy_qid(sweep_csv, checkpoints, bigram_loss: float | None = None):
 
     raw = load_results(sweep_csv).copy()
     table = checkpoints.copy()
-    table["_key"] = table["checkpoint"].map(_checkpoint_key)
-    raw["_key"] = raw["checkpoint"].map(_checkpoint_key)
+    table["_key"] = table["checkpoint"].map(checkpoint_path)
+    raw["_key"] = raw["checkpoint"].map(checkpoint_path)
     # the checkpoint table's own settings (training batch size, ...) give way to the measurement's
     table = table.drop(columns=[c for c in table.columns if c in raw.columns and c != "_key"] + ["checkpoint"],
                        errors="ignore")
     merged = raw.drop(columns=["N", "step"], errors="ignore").merge(
-        checkpoints.assign(_key=checkpoints["checkpoint"].map(_checkpoint_key))[["_key", "N", "step"]].merge(
+        checkpoints.assign(_key=checkpoints["checkpoint"].map(checkpoint_path))[["_key", "N", "step"]].merge(
             table, on="_key"), on="_key", how="inner", validate="many_to_one")
     merged["beats_bigram"] = (merged["loss_16"] < bigram_loss) if bigram_loss is not None else pd.NA
     return merged[list(QID_COLUMNS)].sort_values(
@@ -139,7 +154,7 @@ def read_window_losses(path, checkpoints):
     """The measurement's per-window losses (JSON lines) as a long table; duplicate cells keep their last line."""
     import pandas as pd
 
-    keys = checkpoints.assign(_key=checkpoints["checkpoint"].map(_checkpoint_key)).set_index("_key")
+    keys = checkpoints.assign(_key=checkpoints["checkpoint"].map(checkpoint_path)).set_index("_key")
     latest: dict = {}
     with open(path, encoding="utf-8") as stream:
         for line in stream:
@@ -152,7 +167,7 @@ def read_window_losses(path, checkpoints):
             latest[(entry["checkpoint"], entry["method"], entry["bits"], entry["calib_seed"])] = entry
     frames = []
     for (checkpoint, method, bits, calib_seed), entry in latest.items():
-        key = _checkpoint_key(checkpoint)
+        key = checkpoint_path(checkpoint)
         if key not in keys.index:
             continue
         losses = np.asarray(entry["windows"], dtype=float)
@@ -170,11 +185,36 @@ def _gzip_csv_bytes(frame) -> bytes:
     return buffer.getvalue()
 
 
+def full_split_comparison(preset: str, runs_dir, checkpoints):
+    """Per checkpoint, method and bits: QiD on the sample and on the whole split, and their difference in SEs."""
+    import pandas as pd
+
+    from qid.sweep import load_results
+
+    sample = load_results(sweep_output(preset, runs_dir))
+    full = load_results(full_split_output(preset, runs_dir))
+    sample = sample[(sample["calib_seed"].fillna(0) == 0)]
+    keyed = checkpoints.assign(_key=checkpoints["checkpoint"].map(checkpoint_path)).set_index("_key")
+    rows = []
+    for _, row in full.iterrows():
+        key = checkpoint_path(row["checkpoint"])
+        match = sample[(sample["checkpoint"].map(checkpoint_path) == key) & (sample["method"] == row["method"])
+                       & (sample["bits"] == row["bits"])]
+        if not len(match) or key not in keyed.index:
+            continue
+        other = match.iloc[0]
+        rows.append({"run": keyed.loc[key, "run"], "size": keyed.loc[key, "size"], "step": int(row["step"]),
+                     "method": row["method"], "bits": int(row["bits"]),
+                     "windows_sample": int(other["eval_windows"]), "windows_full": int(row["eval_windows"]),
+                     "qid_sample": other["qid"], "qid_sample_se": other["qid_se"],
+                     "qid_full": row["qid"], "qid_full_se": row["qid_se"],
+                     "difference_in_sample_se": (other["qid"] - row["qid"]) / other["qid_se"]})
+    return pd.DataFrame(rows)
+
+
 def write_suite_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output_dir=suite.SUITE_DATA_DIR,
                        provenance: dict | None = None) -> dict[str, Path]:
     """Write data/suite/{preset}_*.csv(.gz) and _provenance.json from what is trained and measured so far."""
-    from qid import suite_measure
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     runs = Path(runs_dir) / preset
@@ -184,7 +224,7 @@ def write_suite_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, out
     atomic_write_csv(paths["checkpoints"], checkpoints, float_format="%.6g")
     atomic_write_csv(paths["train_log"], collect_train_logs(preset, runs_dir), float_format="%.6g")
     atomic_write_csv(paths["lr_sweep"], suite.lr_sweep_results(preset, runs_dir), float_format="%.6g")
-    sweep_csv = suite_measure.sweep_output(preset, runs_dir)
+    sweep_csv = sweep_output(preset, runs_dir)
     baselines = runs / "ngram_baselines.csv"
     bigram = None
     if baselines.is_file():
@@ -196,14 +236,14 @@ def write_suite_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, out
     if sweep_csv.is_file():
         paths["qid"] = output_dir / f"{preset}_qid.csv"
         atomic_write_csv(paths["qid"], tidy_qid(sweep_csv, checkpoints, bigram), float_format="%.6g")
-    windows = suite_measure.window_losses_output(preset, runs_dir)
+    windows = window_losses_output(preset, runs_dir)
     if windows.is_file():
         paths["window_losses"] = output_dir / f"{preset}_window_losses.csv.gz"
         atomic_write_bytes(paths["window_losses"], _gzip_csv_bytes(read_window_losses(windows, checkpoints)))
-    full = suite_measure.full_split_output(preset, runs_dir)
+    full = full_split_output(preset, runs_dir)
     if full.is_file() and sweep_csv.is_file():
         paths["full_split"] = output_dir / f"{preset}_full_split.csv"
-        atomic_write_csv(paths["full_split"], suite_measure.full_split_comparison(preset, runs_dir, checkpoints),
+        atomic_write_csv(paths["full_split"], full_split_comparison(preset, runs_dir, checkpoints),
                          float_format="%.6g")
     if baselines.is_file():
         paths["baselines"] = output_dir / f"{preset}_baselines.csv"
