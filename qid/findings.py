@@ -40,8 +40,11 @@ OWN_PER_BIT_FITS = "*suite_per_bit_P*_*.json"
 # --- glued values ------------------------------------------------------------------------------------------
 
 
-def glued_values(notebook) -> dict:
-    """Values recorded with myst_nb.glue in an executed notebook, by name."""
+def glued_values(notebook, strict: bool = False) -> dict:
+    """Values recorded with myst_nb.glue in an executed notebook, by name.
+
+    A value that is not a Python literal (e.g. a numpy repr) is kept as its text, or with `strict` raises
+    (the book's tests: a chapter must glue plain numbers, lists and strings)."""
     values = {}
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
@@ -51,6 +54,8 @@ def glued_values(notebook) -> dict:
                 try:
                     values[scrap["name"]] = ast.literal_eval(text) if text is not None else None
                 except (ValueError, SyntaxError):
+                    if strict:
+                        raise
                     values[scrap["name"]] = text
     return values
 
@@ -87,6 +92,12 @@ def _getter(values: dict[str, dict]):
 
 def _interval(get, chapter: str, key: str) -> str:
     return f"{get(chapter, key):.3g} [{get(chapter, key + '_low'):.3g}, {get(chapter, key + '_high'):.3g}]"
+
+
+def _listed_interval(get, chapter: str, key: str, label: str = "95 % interval", digits: str = ".3g") -> str:
+    """A value glued as `key` with its interval glued as the list `key_interval`: "value nats/token (label [low, high])"."""
+    low, high = get(chapter, key + "_interval")
+    return f"{get(chapter, key):{digits}} nats/token ({label} [{low:{digits}}, {high:{digits}}])"
 
 
 # --- the statements ------------------------------------------------------------------------------------------
@@ -130,15 +141,13 @@ def _schedules(get) -> str:
     text = ("Luo et al.'s Multi-Power Law, as the book computes it, reproduces their published test metrics on their "
             "real loss curves." if match else
             "The book's Multi-Power Law does not reproduce all of Luo et al.'s published test metrics (see the chapter).")
-    low, high = get(chapter, "decay_effect_interval")
-    text += (f" At matched 16-bit loss, the regression on the annealing area gives "
-             f"{get(chapter, 'decay_effect'):.3g} nats/token per unit (95 % t interval [{low:.3g}, {high:.3g}]; the "
-             f"chapter's lineage bootstrap is wider).")
+    text += (f" At matched 16-bit loss, the regression gives, per unit of annealing area, "
+             f"{_listed_interval(get, chapter, 'decay_effect', '95 % t interval')}; the chapter's lineage bootstrap "
+             f"interval is wider.")
 
     def matched() -> str:
-        m_low, m_high = get(chapter, "matched_loss_difference_interval")
         return (f" Decayed checkpoints compared directly with constant-rate ones at the same loss differ by "
-                f"{get(chapter, 'matched_loss_difference'):.3g} nats/token ([{m_low:.3g}, {m_high:.3g}]).")
+                f"{_listed_interval(get, chapter, 'matched_loss_difference')}.")
 
     def verdict() -> str:
         return (" **Decay adds QiD beyond what the loss explains** on every test." if get(chapter, "decay_adds_qid")
@@ -169,9 +178,8 @@ def _suite(get) -> str:
                 f"α is not resolved.")
 
     def decay() -> str:
-        low, high = get(chapter, "decay_loss_3bit_interval")
-        return (f" At the same 16-bit loss, a WSD decay changes 3-bit GPTQ QiD by {get(chapter, 'decay_loss_3bit'):.2g} "
-                f"nats/token (95 % interval [{low:.2g}, {high:.2g}]).")
+        return (f" At the same 16-bit loss, a WSD decay changes 3-bit GPTQ QiD by "
+                f"{_listed_interval(get, chapter, 'decay_loss_3bit', digits='.2g')}.")
 
     return text + _optional(trends) + _optional(decay)
 

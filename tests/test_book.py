@@ -7,7 +7,6 @@ this is the slowest part of the suite and runs once per session.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from qid.book import chapter_sources, load_parameters_file, prepare_site, run_book
+from qid.findings import glued_values
 from qid.paths import REPO_ROOT
 
 SMALL_PARAMETERS = REPO_ROOT / "tests" / "small_parameters.yaml"
@@ -32,18 +32,6 @@ def toc_chapters() -> list[str]:
     toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
     files = [entry["file"] for part in toc["parts"] for entry in part["chapters"]]
     return [Path(file).name for file in files if file.startswith("chapters/")]
-
-
-def glued_values(notebook) -> dict:
-    """Values recorded with myst_nb.glue in an executed notebook, by name."""
-    values = {}
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            scrap = output.get("metadata", {}).get("scrapbook")
-            if scrap:
-                text = output["data"][scrap.get("mime_prefix", "") + "text/plain"]
-                values[scrap["name"]] = ast.literal_eval(text)
-    return values
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +106,7 @@ def test_every_chapter_executes_without_errors(executed_book):
 @pytest.mark.slow
 def test_published_laws_chapter_reproduces_table1(executed_book):
     notebook = nbformat.read(executed_book / "chapters" / "01_published_laws.ipynb", as_version=4)
-    values = glued_values(notebook)
+    values = glued_values(notebook, strict=True)
     assert values["per_bit_cells_within"] == 48
     assert values["per_bit_max_error"] < 0.05
     # The unified law reproduces the 2-bit column to the table's rounding (its 0.0011 cell: +-4.5%), not 3/4 bits.
@@ -271,7 +259,7 @@ def test_pages_render_in_a_real_browser(built_site, tmp_path):
 
 
 def chapter_values(executed_book: Path, name: str) -> dict:
-    return glued_values(nbformat.read(executed_book / "chapters" / f"{name}.ipynb", as_version=4))
+    return glued_values(nbformat.read(executed_book / "chapters" / f"{name}.ipynb", as_version=4), strict=True)
 
 
 @pytest.mark.slow
