@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from qid.cli import main
+from cli_runner import run
 
 
 def value_of(out: str) -> float:
@@ -14,13 +14,6 @@ def value_of(out: str) -> float:
     return float(out.splitlines()[0].split("=")[1].split()[0])
 
 
-def run(capsys, *argv):
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:  # argparse usage errors
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_predict_prints_the_unified_value(capsys):

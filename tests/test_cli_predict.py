@@ -8,18 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from qid.cli import main
+from cli_runner import run
 from qid.fit import fit_law, synthetic_table
 from qid.laws import get_law
 
 
-def run(capsys, *argv):
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from qid.cli import main
+from cli_runner import run
 from qid.fit import HOFFMANN_PROCEDURE_ON_EPOCH_DATA, load_epoch_chinchilla, load_fit, synthetic_table
 from qid.laws import get_law
 
@@ -19,13 +19,6 @@ REGISTRY_NAMES = {
 }
 
 
-def run(capsys, *argv):
-    try:
-        status = main([str(item) for item in argv])
-    except SystemExit as exit_:  # argparse usage errors
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,12 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
+from cli_runner import run
 from qid import checkpoints, results_table, sweep, textsource
-from qid.cli import main
 from qid.corpus import load_tokenizer
 from qid.models import gpt_neox_config
 
 
-def run(capsys, *argv):
-    try:
-        status = main([str(item) for item in argv])
-    except SystemExit as exit_:  # argparse usage errors
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def assert_one_line_error(status, err, *words):
