@@ -290,7 +290,6 @@ glue("main_method", MAIN_METHOD.upper(), display=False)
 # %% tags=["hide-input"]
 at_rungs = cosine[cosine["rung"] >= 5].copy()
 at_rungs["rung_label"] = at_rungs["rung"].map(lambda r: f"D/N {r:g}")
-size_colors_backup = size_colors.copy()
 rung_palette = dict(zip(sorted(at_rungs["rung"].unique()), ["#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f",
                                                              "#b30000", "#7f0000"]))
 fig, axes = subplots(2, 2, figsize=(8.5, 6.8), sharex=True)
@@ -325,49 +324,33 @@ fig_n = fig
 # %% tags=["remove-input"]
 in_d = suite_analysis.trends(seed0[seed0["design"] == "cosine"], "tokens", ["method", "bits", "size"], min_rung=MIN_RUNG)
 in_n = suite_analysis.trends(seed0[seed0["design"] == "cosine"], "N", ["method", "bits", "rung"], min_rung=MIN_RUNG)
-
-
-def verdict(row, sign):
-    if not np.isfinite(row["low"]):
-        return "too few points"
-    if sign * row["low"] > 0 or sign * row["high"] > 0 and sign * row["low"] > 0:
-        return "yes"
-    if sign * row["high"] < 0:
-        return "opposite"
-    return "not resolved"
-
-
 grid = [2.5e5, 5e5, 1e6, 2e6, 4e6, 8e6]  # common token counts (covered by at least 3 sizes)
 in_fixed_d = suite_analysis.trends_at_fixed_tokens(seed0, METHODS, [b for b in BITS if b < 8], grid)
-in_fixed_d["falls with N"] = [("yes" if r.high < 0 else "opposite" if r.low > 0 else "not resolved")
-                              if np.isfinite(r.low) else "too few points" for r in in_fixed_d.itertuples()]
-in_d["rises with D"] = [("yes" if r.low > 0 else "opposite" if r.high < 0 else "not resolved")
-                        if np.isfinite(r.low) else "too few points" for r in in_d.itertuples()]
-in_n["falls with N"] = [("yes" if r.high < 0 else "opposite" if r.low > 0 else "not resolved")
-                        if np.isfinite(r.low) else "too few points" for r in in_n.itertuples()]
-def verdict_table(frame, column, expected):
+in_fixed_d["falls with N"] = suite_analysis.sign_verdicts(in_fixed_d, expected_sign=-1)  # the paper's α > 0
+in_d["rises with D"] = suite_analysis.sign_verdicts(in_d, expected_sign=+1)  # the paper's β > 0
+in_n["rises with N"] = suite_analysis.sign_verdicts(in_n, expected_sign=+1)  # the law at fixed D/N when β > α
+
+
+def verdict_table(frame, column):
     """method × bits: how many slopes have the expected sign (interval excludes zero) / the opposite / neither."""
     if frame.empty:
         return pd.DataFrame({"": ["no slopes (too few points)"]})
 
     def cell(group):
         counts = group[column].value_counts()
-        return (f"{counts.get(expected, 0)} {expected} · {counts.get('opposite' if expected == 'yes' else 'yes', 0)} "
-                f"{'opposite' if expected == 'yes' else 'yes'} · {counts.get('not resolved', 0)} n.r.")
+        return f"{counts.get('yes', 0)} yes · {counts.get('opposite', 0)} opposite · {counts.get('not resolved', 0)} n.r."
     return frame.groupby(["method", "bits"]).apply(cell, include_groups=False).unstack("bits")
 
 
-count_d = verdict_table(in_d, "rises with D", "yes")
-count_n = verdict_table(in_n.assign(rises=lambda t: t["falls with N"].map(
-    {"opposite": "yes", "yes": "opposite"}).fillna(t["falls with N"])), "rises", "yes")
+count_d = verdict_table(in_d, "rises with D")
+count_n = verdict_table(in_n, "rises with N")
 display(Markdown("**dQiD/d ln D per size** (counts of sizes: rising / falling / not resolved, per quantizer and "
                  "bit width):"))
 display(count_d)
 display(Markdown("**dQiD/d ln N at fixed D/N, per rung** (counts of rungs: rising, as the law predicts / falling / "
                  "not resolved):"))
 display(count_n)
-count_fixed = verdict_table(in_fixed_d.assign(falls=lambda t: t["falls with N"].map(
-    {"yes": "yes", "opposite": "opposite"}).fillna(t["falls with N"])), "falls", "yes")
+count_fixed = verdict_table(in_fixed_d, "falls with N")
 display(Markdown("**dQiD/d ln N at fixed D** (counts of token counts: falling, the paper's α > 0 / rising / not "
                  "resolved):"))
 display(count_fixed)
@@ -445,7 +428,6 @@ axes[0].set_ylabel("QiD (nats/token)")
 axes[0].legend(title="marker", fontsize=8)
 fig_kl = fig
 spearman_kl = float(seed0[["kl", "qid"]].corr(method="spearman").iloc[0, 1])
-spearman_top1 = float(seed0[["top1_agree", "qid"]].corr(method="spearman").iloc[0, 1])
 glue("suite_spearman_kl", round(spearman_kl, 3), display=False)
 
 # %% [markdown]
@@ -612,7 +594,7 @@ points = [
     f"**QiD rises with D** ({MAIN_METHOD.upper()}, 2–3 bits, per size, 95 % t interval above zero): "
     f"{share(low_bits_d, 'rises with D')} size × bit-width slopes; opposite: {share(low_bits_d, 'rises with D', 'opposite')}.",
     f"**At fixed D/N QiD rises with N** ({MAIN_METHOD.upper()}, 2–3 bits, per rung: "
-    f"{share(low_bits_n, 'falls with N', 'opposite')} rung × bit-width slopes significantly positive), as the "
+    f"{share(low_bits_n, 'rises with N')} rung × bit-width slopes significantly positive), as the "
     f"paper's law predicts when β > α: the larger model has also seen more tokens.",
     f"**At fixed D, QiD falls with N in {negative_share:.0%} of the slopes** (all quantizers, 2–4 bits, "
     f"{len(in_fixed_d)} token counts × quantizer × bits), but only {int((in_fixed_d['falls with N'] == 'yes').sum())} "

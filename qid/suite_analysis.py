@@ -214,3 +214,19 @@ def trends_at_fixed_tokens(qid: pd.DataFrame, methods, bits_list, tokens_grid, m
                 rows.append({"method": method, "bits": bits, "tokens": tokens, "sizes": len(group),
                              **weighted_slope(group["N"], group["qid"], group["qid_se"])})
     return pd.DataFrame(rows)
+
+
+def sign_verdicts(slopes: pd.DataFrame, expected_sign: int) -> list[str]:
+    """Per slope row (columns low, high: its interval): 'yes' when the interval lies on the expected side of zero,
+    'opposite' when on the other side, 'not resolved' when it contains zero, 'too few points' when undefined."""
+    verdicts = []
+    for low, high in zip(slopes.get("low", []), slopes.get("high", [])):
+        if not np.isfinite(low):
+            verdicts.append("too few points")
+        elif expected_sign * low > 0 and expected_sign * high > 0:
+            verdicts.append("yes")
+        elif expected_sign * low < 0 and expected_sign * high < 0:
+            verdicts.append("opposite")
+        else:
+            verdicts.append("not resolved")
+    return verdicts
