@@ -103,19 +103,19 @@ def reference_cache_bytes(windows: torch.Tensor, vocab_size: int) -> int:
 
 
 @torch.no_grad()
-def reference_log_probs(model, windows: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
-    """The 16-bit model's next-token log-probabilities on every window: float32 CPU [windows, length − 1, vocab]."""
+def reference_log_probs(model, windows: torch.Tensor, batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 16-bit model's next-token log-probabilities on every window (float32 CPU [windows, length − 1, vocab])
+    and, from the same forward pass, its per-window losses exactly as `window_losses` computes them."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    chunks = []
+    chunks, losses = [], []
     for batch in windows.split(batch_size):
-        batch = batch.to(device)
-        with autocast(device):
-            logits = model(input_ids=batch, use_cache=False).logits
-        chunks.append(F.log_softmax(logits[:, :-1].float(), dim=-1).cpu())
+        logits, window_loss = _next_token_logits_and_losses(model, batch.to(device))
+        chunks.append(F.log_softmax(logits, dim=-1).cpu())
+        losses.append(window_loss)
     model.train(was_training)
-    return torch.cat(chunks)
+    return torch.cat(chunks), torch.cat(losses)
 
 
 @torch.no_grad()

@@ -376,13 +376,15 @@ class _CheckpointState:
         self.windows = evaluate.evaluation_windows(stream, eval_window, spec.eval_tokens, spec.seed)
         self._calibration: dict[int, torch.Tensor] = {}
         self.snapshot = quantize.snapshot_weights(self.model)
-        self.losses_16 = evaluate.window_losses(self.model, self.windows, spec.batch_size)
-        # KL and top-1 agreement need the 16-bit next-token distributions; cached when they fit in memory.
+        # KL and top-1 agreement need the 16-bit next-token distributions; cached when they fit in memory, from the
+        # same forward pass that gives the 16-bit losses.
         self.reference = None
         vocab = self.model.get_output_embeddings().weight.shape[0]
         if spec.kl and evaluate.reference_cache_bytes(self.windows, vocab) <= evaluate.REFERENCE_CACHE_BYTES:
-            self.reference = evaluate.reference_log_probs(self.model, self.windows, spec.batch_size)
-        elif spec.kl:
+            self.reference, self.losses_16 = evaluate.reference_log_probs(self.model, self.windows, spec.batch_size)
+        else:
+            self.losses_16 = evaluate.window_losses(self.model, self.windows, spec.batch_size)
+        if spec.kl and self.reference is None:
             log(f"{self.info.checkpoint}: KL and top-1 agreement left out (the 16-bit log-probabilities would need "
                 f"{evaluate.reference_cache_bytes(self.windows, vocab) / 2**30:.1f} GiB; evaluate fewer tokens)")
         self.setup_seconds = time.perf_counter() - started

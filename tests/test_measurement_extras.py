@@ -33,7 +33,8 @@ def tiny_model():
 
 def test_kl_and_top1_are_zero_and_one_against_itself_and_losses_match_plain_evaluation(tiny_model):
     windows = torch.randint(0, 97, (12, 32), generator=torch.Generator().manual_seed(0))
-    reference = evaluate.reference_log_probs(tiny_model, windows, batch_size=5)
+    reference, losses_16 = evaluate.reference_log_probs(tiny_model, windows, batch_size=5)
+    assert torch.equal(losses_16, evaluate.window_losses(tiny_model, windows, batch_size=5))
     losses, kl, top1 = evaluate.window_divergence(tiny_model, windows, reference, batch_size=5)
     assert torch.allclose(losses, evaluate.window_losses(tiny_model, windows, batch_size=5), rtol=1e-9, atol=1e-12)
     assert float(kl.abs().max()) < 1e-6 and bool(torch.all(top1 == 1.0))

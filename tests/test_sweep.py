@@ -102,8 +102,8 @@ def test_interrupted_sweep_resumes_to_the_same_table(model_folders, uninterrupte
         return interrupt_on_third_call
 
     # the quantized evaluation goes through window_divergence (QiD with KL and top-1), the 16-bit one through
-    # window_losses: count both
-    for name in ("window_losses", "window_divergence"):
+    # reference_log_probs (window_losses without KL): count every evaluation
+    for name in ("window_losses", "reference_log_probs", "window_divergence"):
         monkeypatch.setattr(evaluate, name, interrupting(getattr(evaluate, name)))
     with pytest.raises(KeyboardInterrupt):
         run_sweep(_spec(model_folders), path, progress=False)
@@ -136,8 +136,8 @@ def test_the_16_bit_loss_is_computed_once_per_checkpoint(model_folders, tmp_path
     for name in calls:
         monkeypatch.setattr(evaluate, name, counting(name, getattr(evaluate, name)))
     run_sweep(_spec(model_folders, methods=["rtn"], bits=[2, 3, 4]), tmp_path / "qid.csv", progress=False)
-    # per checkpoint: one 16-bit evaluation and one pass for its log-probabilities (KL), then one per cell
-    assert calls == {"window_losses": 2, "reference_log_probs": 2, "window_divergence": 2 * 3}
+    # per checkpoint: one 16-bit evaluation (its losses and, for KL, its log-probabilities), then one per cell
+    assert calls == {"window_losses": 0, "reference_log_probs": 2, "window_divergence": 2 * 3}
 
 
 def test_a_partial_last_line_from_a_killed_writer_is_dropped(uninterrupted, tmp_path):
