@@ -135,7 +135,7 @@ def write_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output_di
                 "training workers ran at nice -8); tokens/s per size is the median over the size's runs of each "
                 "run's single-thread training throughput",
     }
-    return write_suite_tables(preset, runs_dir, output_dir, provenance=provenance)
+    return write_suite_tables(preset, runs_dir, output_dir, provenance=provenance, checkpoints=checkpoints)
 
 
 def ensure_tables(preset: str, suite_dir, work_dir) -> Path:

@@ -213,12 +213,13 @@ def full_split_comparison(preset: str, runs_dir, checkpoints):
 
 
 def write_suite_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output_dir=suite.SUITE_DATA_DIR,
-                       provenance: dict | None = None) -> dict[str, Path]:
-    """Write data/suite/{preset}_*.csv(.gz) and _provenance.json from what is trained and measured so far."""
+                       provenance: dict | None = None, checkpoints=None) -> dict[str, Path]:
+    """Write data/suite/{preset}_*.csv(.gz) and _provenance.json from what is trained and measured so far.
+    `checkpoints`: the caller's `collect_checkpoints(preset, runs_dir)`, when it has read it already."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     runs = Path(runs_dir) / preset
-    checkpoints = collect_checkpoints(preset, runs_dir)
+    checkpoints = collect_checkpoints(preset, runs_dir) if checkpoints is None else checkpoints
     paths = {"checkpoints": output_dir / f"{preset}_checkpoints.csv", "train_log": output_dir / f"{preset}_train_log.csv",
              "lr_sweep": output_dir / f"{preset}_lr_sweep.csv"}
     atomic_write_csv(paths["checkpoints"], checkpoints, float_format="%.6g")
