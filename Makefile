@@ -20,12 +20,12 @@ $(STAMP): requirements.txt pyproject.toml
 
 # Execute every chapter (notebooks/*.py) into chapters/ with papermill; stops at the first failing cell.
 chapters: $(STAMP)
-	$(BIN)/python -m qid.book
+	$(BIN)/python -m qid.chapters.runner
 
 # Build the static site from the executed chapters; warnings are errors. Chapters not executed yet (after
-# `python -m qid.book --only X`) are shown as their source with a note, so the build still succeeds.
+# `python -m qid.chapters.runner --only X`) are shown as their source with a note, so the build still succeeds.
 site: $(STAMP)
-	$(BIN)/python -m qid.book --prepare-site --root .
+	$(BIN)/python -m qid.chapters.runner --prepare-site --root .
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 book: chapters

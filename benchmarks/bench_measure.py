@@ -9,15 +9,15 @@ Parts:
 
 1. ``throughput``: for GPT-NeoX models with random weights (speed does not depend on training) — the
    book's mini sizes on CPU; on CUDA also the Pythia-160M and Pythia-1B shapes with Pythia's vocabulary and
-   2048-token windows — it times `qid.evaluate.window_losses` (tokens/s, achieved FLOP/s, and on CUDA the
+   2048-token windows — it times `qid.measure.evaluate.window_losses` (tokens/s, achieved FLOP/s, and on CUDA the
    fraction of the bf16 dense peak, ~800 TFLOP/s on an H100 as measured on the project's GPU machine) and
-   `qid.quantize.quantize_model(..., "gptq", 4, 128)` (seconds; evaluation: best of three runs), each with its peak memory (CUDA: peak
+   `qid.measure.quantize.quantize_model(..., "gptq", 4, 128)` (seconds; evaluation: best of three runs), each with its peak memory (CUDA: peak
    allocated; CPU: peak resident set size of the process, reset before each measurement through
    /proc/self/clear_refs). FLOPs per token: 2·(non-embedding + output-head parameters) +
    2·layers·window·d_model for attention (forward only, causal half not discounted).
    → data/benchmarks/measure_throughput.csv
 2. ``reference``: our GPTQ against llmcompressor's (installed only in .venv-bench, see
-   benchmarks/reference_gptq_llmcompressor.py) on the same small model trained by `qid.train`, the same
+   benchmarks/reference_gptq_llmcompressor.py) on the same small model trained by `qid.suite.train`, the same
    calibration sample and the same evaluation windows, at 2, 3 and 4 bits per-channel. Both are scored by
    the same `window_losses`; the table holds both QiDs with their standard errors and the paired
    difference with its own SE, without and with (static) act-order. → data/benchmarks/gptq_reference.csv (or a row saying why the reference
@@ -41,9 +41,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qid import evaluate, provenance, quantize, runtime  # noqa: E402
-from qid.checkpoints import non_embedding_parameters, total_parameters  # noqa: E402
-from qid.models import PYTHIA_CONTEXT, PYTHIA_VOCAB_SIZE, gpt_neox_config, mini_config, pythia_config  # noqa: E402
+from qid.measure import evaluate, quantize  # noqa: E402
+
+from qid.common import provenance, runtime
+from qid.measure.checkpoints import non_embedding_parameters, total_parameters  # noqa: E402
+from qid.suite.models import PYTHIA_CONTEXT, PYTHIA_VOCAB_SIZE, gpt_neox_config, mini_config, pythia_config  # noqa: E402
 
 OUTPUT_DIR = REPO / "data" / "benchmarks"
 H100_BF16_PEAK_FLOPS = 800e12  # dense bf16 matmul ceiling quoted in the environment notes (used when not measured)
@@ -227,9 +229,9 @@ def benchmark_throughput(device: torch.device, quick: bool) -> list[dict]:
 def benchmark_reference(reference_python: Path, work: Path, bits=(2, 3, 4), eval_tokens: int = 32_768,
                         calib_samples: int = 32, training: dict | None = None) -> list[dict]:
     """Our GPTQ and llmcompressor's on the same trained model, calibration and windows (CPU, fp32)."""
-    from qid import textsource
-    from qid.checkpoints import load_checkpoint
-    from qid.train import train_small_model
+    from qid.measure import textsource
+    from qid.measure.checkpoints import load_checkpoint
+    from qid.suite.train import train_small_model
 
     training = training or dict(steps=200, size="0.1m", batch_size=16, seq_len=64, max_lr=5e-3, seed=0)
     folder = train_small_model(work / "model", **training)
@@ -242,7 +244,7 @@ def benchmark_reference(reference_python: Path, work: Path, bits=(2, 3, 4), eval
     torch.save(calibration, work / "calibration.pt")
     losses_16 = evaluate.window_losses(model, windows, batch_size=16)
     snapshot = quantize.snapshot_weights(model)
-    common = {"model": f"{training['size']} trained {training['steps']} steps (qid.train)", "N": info.N, "D": info.D,
+    common = {"model": f"{training['size']} trained {training['steps']} steps (qid.suite.train)", "N": info.N, "D": info.D,
               "group_size": -1, "calib_samples": calib_samples, "calib_length": length,
               "eval_tokens": evaluate.predicted_tokens(windows), "loss_16": float(losses_16.mean()),
               "reference": "llmcompressor GPTQModifier", **_provenance()}

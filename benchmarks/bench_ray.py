@@ -26,12 +26,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from qid import distributed, provenance
-from qid.atomicio import atomic_write_csv
-from qid.corpus import load_tokenizer
-from qid.models import gpt_neox_config
-from qid.paths import DATA_DIR
-from qid.sweep import SweepSpec, run_sweep
+from qid.measure import ray_sweep
+
+from qid.common import provenance
+from qid.common.atomicio import atomic_write_csv
+from qid.suite.corpus import load_tokenizer
+from qid.suite.models import gpt_neox_config
+from qid.common.paths import DATA_DIR
+from qid.measure.sweep import SweepSpec, run_sweep
 
 OUTPUT = DATA_DIR / "benchmarks" / "ray_overhead.csv"
 
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
             record("ray_init", cluster_cpus, 1, timed(lambda: ray.init(
                 num_cpus=cluster_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)),
                 "starting the local cluster")
-            record("ray_cold", cluster_cpus, 1, timed(lambda: distributed.run_sweep_on_ray(
+            record("ray_cold", cluster_cpus, 1, timed(lambda: ray_sweep.run_sweep_on_ray(
                 spec, scratch / f"cold-{cluster_cpus}.csv", progress=False, log=quiet)), "workers start and import")
             # Serial and warm Ray runs alternate, so that both see the same background load.
             for repeat in range(1, args.repeats + 1):
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
                 record("serial", cluster_cpus, repeat, timed(lambda: run_sweep(spec, output, progress=False, log=quiet)),
                        "1 torch thread, in the driver's process")
                 output = scratch / f"ray-{cluster_cpus}-{repeat}.csv"
-                record("ray_warm", cluster_cpus, repeat, timed(lambda: distributed.run_sweep_on_ray(
+                record("ray_warm", cluster_cpus, repeat, timed(lambda: ray_sweep.run_sweep_on_ray(
                     spec, output, progress=False, log=quiet)), "workers already started")
             ray.shutdown()
 

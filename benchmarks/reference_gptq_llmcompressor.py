@@ -7,7 +7,7 @@ Input (written by bench_measure.py): a model folder, a calibration tensor [sampl
 windows [windows, length] (torch .pt files). For each requested bit-width it quantizes a fresh copy of the
 model with llmcompressor's GPTQModifier (weight-only int, asymmetric, per-channel or grouped, every Linear
 but lm_head, the same dampening, block size and column order as ours: act-order off unless --act-order), evaluates the per-window losses with the book's
-own `qid.evaluate.window_losses` (so both sides are scored identically) and saves them to a .pt file.
+own `qid.measure.evaluate.window_losses` (so both sides are scored identically) and saves them to a .pt file.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> int:
     from llmcompressor.modifiers.quantization import GPTQModifier
     from transformers import AutoModelForCausalLM
 
-    from qid.evaluate import window_losses
+    from qid.measure.evaluate import window_losses
 
     torch.manual_seed(0)
     calibration = torch.load(args.calibration)

@@ -49,14 +49,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from qid.printedtable import printed_precision_fit
-from qid.chapter_params import apply_chapter_parameters
-from qid.checkpoints import gpt_neox_non_embedding_formula
-from qid.fit import fit_law
-from qid.laws import LAWS, get_law
-from qid.plots import bit_color, log_axes, subplots
-from qid.project import capped_qid, tokens_for_rows, uniform_guess_loss, worse_than_uniform_crossing
-from qid.reference import load_ouyang_table1
+from qid.fitting.printedtable import printed_precision_fit
+from qid.chapters.params import apply_chapter_parameters
+from qid.measure.checkpoints import gpt_neox_non_embedding_formula
+from qid.fitting.fit import fit_law
+from qid.laws.registry import LAWS, get_law
+from qid.chapters.plots import bit_color, log_axes, subplots
+from qid.laws.projection import capped_qid, tokens_for_rows, uniform_guess_loss, worse_than_uniform_crossing
+from qid.laws.reference import load_ouyang_table1
 
 # %% [markdown]
 # ## Parameters
@@ -92,7 +92,7 @@ published = unified.parameter_sets["published"].values
 # %% [markdown]
 # ## The laws in the registry
 #
-# Every law lives in `qid.laws` as a plain function with named parameters; published parameter sets are
+# Every law lives in `qid.laws.registry` as a plain function with named parameters; published parameter sets are
 # attached as data with their source. `qid laws` prints the same list on the command line.
 
 # %% tags=["hide-input"]
@@ -159,7 +159,7 @@ display(Markdown(
 # to four decimals of a trillion, so a cell of 0.0011 T is known to about 3 % and a cell of 9.6 T to
 # 0.0005 %. An unweighted fit of log QiD treats them alike and misses the precise cells by many rounding
 # units; each cell is therefore weighted by its printed precision (the rounding's standard deviation,
-# carried through the law to log QiD; `qid.printedtable.printed_precision_fit`).
+# carried through the law to log QiD; `qid.fitting.printedtable.printed_precision_fit`).
 
 # %%
 per_bit_fits, rounding_misses = {}, {}

@@ -38,7 +38,7 @@
 #
 # - Data: the book's corpus and tokenizer (`data/corpus/`, `data/tokenizer/`; see `data/README.md`). The
 #   evaluation text is the corpus's held-out `eval` split; GPTQ and AWQ calibrate on its `calibration` split.
-# - Nothing to download and no GPU: the chapter trains its own 0.1M-parameter GPT-NeoX with `qid.train`
+# - Nothing to download and no GPU: the chapter trains its own 0.1M-parameter GPT-NeoX with `qid.suite.train`
 #   (seconds on a laptop CPU) and measures it on the CPU in fp32.
 # - Writes only under `runs/` (gitignored): the small model and the sweep's CSV.
 
@@ -62,11 +62,11 @@ warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the 
 
 from transformers.utils import logging as transformers_logging
 
-from qid import checkpoints, distributed, evaluate, quantize, sweep, textsource
-from qid.booktables import show_long_table, styled
-from qid.chapter_params import apply_chapter_parameters
-from qid.plots import bit_color, subplots
-from qid.train import train_small_model
+from qid.measure import checkpoints, evaluate, quantize, ray_sweep, sweep, textsource
+from qid.chapters.tables import show_long_table, styled
+from qid.chapters.params import apply_chapter_parameters
+from qid.chapters.plots import bit_color, subplots
+from qid.suite.train import train_small_model
 
 transformers_logging.disable_progress_bar()  # no weight-loading bars in the book
 
@@ -97,7 +97,7 @@ apply_chapter_parameters("02_measure_qid", globals())  # coerce papermill's text
 # ## The checkpoint and its metadata
 #
 # With no checkpoint given, the chapter trains the smallest mini-Pythia model (2 layers, $d_\mathrm{model}=64$,
-# the book's 4,096-token vocabulary) on the corpus's training split with `qid.train.train_small_model`. Its
+# the book's 4,096-token vocabulary) on the corpus's training split with `qid.suite.train.train_small_model`. Its
 # folder holds a Hugging Face checkpoint plus the run's metadata, from which $D$ is read; $N$ is always
 # counted from the loaded model: every parameter except the token embeddings and the output head, which for
 # GPT-NeoX is $N = L(12d^2 + 13d) + 2d$.
@@ -211,7 +211,7 @@ glue("measure_paired_se_gain", float(unpaired_se / example.qid_se), display=Fals
 # %% [markdown]
 # ## The sweep
 #
-# `qid.sweep.run_sweep` runs checkpoints × methods × bits × group sizes cell by cell. The 16-bit losses are
+# `qid.measure.sweep.run_sweep` runs checkpoints × methods × bits × group sizes cell by cell. The 16-bit losses are
 # computed once per checkpoint; each cell restores the 16-bit weights, quantizes, evaluates, and appends one row
 # to the CSV at once under a file lock. Rerunning the chapter (or `qid measure` with the same settings) skips
 # every finished cell, so an interrupted sweep resumes where it stopped; `--shard i/n` splits a sweep between
@@ -225,7 +225,7 @@ spec = sweep.SweepSpec(
     calibration_source=CALIBRATION_SOURCE, seed=SEED, device=DEVICE, batch_size=16,
 )
 summary = sweep.run_sweep(spec, OUTPUT_CSV, progress=False, log=lambda message: None, ray=RAY_ADDRESS)
-results = distributed.results_for(spec, OUTPUT_CSV) if RAY_ADDRESS else sweep.results_for(spec, OUTPUT_CSV)
+results = ray_sweep.results_for(spec, OUTPUT_CSV) if RAY_ADDRESS else sweep.results_for(spec, OUTPUT_CSV)
 
 # %% tags=["hide-input"]
 display(Markdown(f"{summary['written']} cell(s) measured now, {summary['already_done']} found already in `{OUTPUT_CSV}`"

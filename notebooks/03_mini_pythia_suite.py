@@ -62,11 +62,15 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from qid import corpus, errormodel, suite, suite_analysis, suite_pipeline, suite_tables
-from qid import train as training
-from qid.models import mini_shape
-from qid.plots import bit_color, log_axes, subplots
-from qid.reference import scale_gap_statement
+from qid.suite import corpus, pipeline as suite_pipeline, plan as suite, tables as suite_tables
+
+from qid.fitting import errormodel
+
+from qid.chapters import suite_analysis
+from qid.suite import train as training
+from qid.suite.models import mini_shape
+from qid.chapters.plots import bit_color, log_axes, subplots
+from qid.laws.reference import scale_gap_statement
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without widgets
 
@@ -86,7 +90,7 @@ LIVE_THREADS = 1  # torch CPU threads for the live slice (the committed suite ra
 LIVE_DIR = "runs/live/03_mini_pythia_suite"  # scratch folder for the live slice and the tiny preset (gitignored)
 
 # %% tags=["remove-cell"]
-from qid.chapter_params import apply_chapter_parameters
+from qid.chapters.params import apply_chapter_parameters
 
 apply_chapter_parameters("03_mini_pythia_suite", globals())
 TABLES = suite_pipeline.ensure_tables(PRESET, SUITE_DIR, LIVE_DIR)
@@ -147,7 +151,7 @@ display(Markdown(
 # **Why a 1,024-token vocabulary.** At these widths (d_model 32–64) the output layer over the vocabulary costs as
 # much as the transformer blocks; a small vocabulary keeps the cost in the blocks that get quantized and turns the
 # 27 million characters of the corpus into 10 million training tokens. The sizes come from the measured
-# throughput: the planned budget (`qid.suite.budget_table`) put training at about an hour of one core per design,
+# throughput: the planned budget (`qid.suite.plan.budget_table`) put training at about an hour of one core per design,
 # and the two largest sizes stop at D/N 160 and 80 because their last rungs are the most expensive.
 
 # %% [markdown]
@@ -364,7 +368,7 @@ display(in_fixed_d.round(6))
 # %% [markdown]
 # ## Where the noise comes from
 #
-# Each QiD row has three sources of error, each measured by the suite (`qid.errormodel`): the evaluation windows
+# Each QiD row has three sources of error, each measured by the suite (`qid.fitting.errormodel`): the evaluation windows
 # (the paired standard error of every row), the calibration sample (three seeds on three checkpoints per size),
 # and the training seed (two seeds of every cosine run). Standard deviations in nats per token, side by side:
 
@@ -539,8 +543,8 @@ display(Markdown("\n".join(lines)))
 # %% tags=["hide-input"]
 live = pd.DataFrame()
 if LIVE_METHODS and LIVE_BITS:
-    from qid import suite_measure
-    from qid.sweep import load_results, run_sweep
+    from qid.suite import measurement as suite_measure
+    from qid.measure.sweep import load_results, run_sweep
 
     torch.set_num_threads(LIVE_THREADS)
     smallest = SIZES[0]

@@ -18,7 +18,7 @@
 #
 # ## Overview
 #
-# Every law in this book is fitted by one function, `qid.fit.fit_law`, built on lmfit
+# Every law in this book is fitted by one function, `qid.fitting.fit.fit_law`, built on lmfit
 # {cite:p}`newville2014lmfit`. Before trusting it with QiD measurements we check it where the right answer is
 # known:
 #
@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from qid.fit import (
+from qid.fitting.fit import (
     EPOCH_BOOTSTRAP_STDERR,
     EPOCH_CHINCHILLA_FILE,
     HOFFMANN_OPTIONS,
@@ -65,11 +65,11 @@ from qid.fit import (
     objective_value,
     synthetic_table,
 )
-from qid.booktables import fit_table, styled
-from qid.chapter_params import apply_chapter_parameters
-from qid.laws import get_law
-from qid.paths import SHARED_REFERENCE_DIR
-from qid.plots import log_axes, subplots
+from qid.chapters.tables import fit_table, styled
+from qid.chapters.params import apply_chapter_parameters
+from qid.laws.registry import get_law
+from qid.common.paths import SHARED_REFERENCE_DIR
+from qid.chapters.plots import log_axes, subplots
 
 # %% [markdown]
 # ## Parameters
@@ -372,7 +372,7 @@ display(Markdown("\n".join(lines)))
 # ## What's next
 #
 # With the fitter validated, the later chapters fit the QiD laws to the book's own measurements and load the
-# saved fits (`qid.fit.load_fit`) to draw their projections with bootstrap bands.
+# saved fits (`qid.fitting.fit.load_fit`) to draw their projections with bootstrap bands.
 #
 # ## References
 #

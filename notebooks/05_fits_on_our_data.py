@@ -36,7 +36,7 @@
 #    without a flag.
 #
 # Our models have at most a few hundred thousand non-embedding parameters and have seen at most tens of
-# millions of tokens, far below Pythia: the factor is computed once (`qid.reference.scale_gap`) and stated in
+# millions of tokens, far below Pythia: the factor is computed once (`qid.laws.reference.scale_gap`) and stated in
 # the summary and on the landing page. Every comparison with the paper is made across that gap.
 #
 # ## Prerequisites
@@ -44,7 +44,7 @@
 # - Chapter 3 and its measured table `data/suite/cpu_qid.csv` (one row per checkpoint, quantizer, bit width and
 #   calibration seed; columns in `data/README.md`), and optionally the eval-window losses
 #   `data/suite/cpu_window_losses.csv.gz`. A `qid measure` output works too (parameter `QID_TABLE`), as does
-#   `QID_TABLE = "synthetic"`, a stand-in with known truth (`qid.suitesynth`) for trying the chapter out.
+#   `QID_TABLE = "synthetic"`, a stand-in with known truth (`qid.suite.synthetic`) for trying the chapter out.
 # - Chapter 1 (the published laws) and chapter 4 (the fitter).
 # - Writes the fits to `data/fits/<preset>_suite_*_<method>.json` when run on the measured table.
 # - CPU only; a few minutes with the default number of bootstrap replicates.
@@ -61,14 +61,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from qid import suitefits
-from qid.errormodel import window_bootstrap_qid
-from qid.laws import get_law
-from qid.plots import bit_color, log_axes, subplots
-from qid.project import capped_qid, critical_data_size, critical_data_table, uniform_guess_loss
-from qid.reference import scale_gap
-from qid.suitesynth import synthetic_suite_tables
-from qid.tables import DataError, load_table
+from qid.chapters import suite_fits as suitefits
+from qid.fitting.errormodel import window_bootstrap_qid
+from qid.laws.registry import get_law
+from qid.chapters.plots import bit_color, log_axes, subplots
+from qid.laws.projection import capped_qid, critical_data_size, critical_data_table, uniform_guess_loss
+from qid.laws.reference import scale_gap
+from qid.suite.synthetic import synthetic_suite_tables
+from qid.common.csvtables import DataError, load_table
 
 # %% [markdown]
 # ## Parameters
@@ -141,7 +141,7 @@ WRITE_FITS = FITS_DIR is not None and not SYNTHETIC
 
 # %% tags=["hide-input"]
 if SYNTHETIC:
-    display(Markdown("**This run uses the synthetic stand-in table (`qid.suitesynth`), not measurements.** "
+    display(Markdown("**This run uses the synthetic stand-in table (`qid.suite.synthetic`), not measurements.** "
                      "Its numbers test the chapter, they say nothing about quantization."))
 if assumptions:
     display(Markdown("Assumed for this table: " + "; ".join(assumptions) + "."))
@@ -163,7 +163,7 @@ display(Markdown(
 # %% [markdown]
 # ## The error model
 #
-# Each row's variance is the sum of three measured components (`qid.errormodel`): the eval-window standard
+# Each row's variance is the sum of three measured components (`qid.fitting.errormodel`): the eval-window standard
 # error of its paired loss difference; the variance across calibration seeds (GPTQ and AWQ, from the
 # checkpoints measured with seeds 0, 1, 2, pooled per size × bits × method); and the variance across training
 # seeds (from cosine runs trained with seeds 0 and 1 at the same size and rung: half the squared difference,

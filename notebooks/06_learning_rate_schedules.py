@@ -24,7 +24,7 @@
 # recent result on QiD, {cite:t}`catalan2025dynamics`, argues that quantization damage jumps when the
 # learning rate decays rather than growing with tokens. This chapter:
 #
-# 1. states both laws as the book computes them (`qid.schedules`, `qid.curvelaws`) and checks the
+# 1. states both laws as the book computes them (`qid.laws.schedules`, `qid.laws.curves`) and checks the
 #    implementation against Luo et al.'s published parameters and test metrics, on their 27 real loss curves;
 # 2. fits both laws with the book's own fitter on Luo et al.'s three training schedules and predicts the six
 #    test schedules, per model size, beside the published numbers;
@@ -48,12 +48,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from qid import schedule_analysis as analysis
-from qid.booktables import show_long_table, styled
-from qid.curvelaws import LUO_PUBLISHED, LUO_PUBLISHED_TEST_METRICS, LUO_SIZES, load_luo_curves
-from qid.laws import get_law
-from qid.plots import subplots
-from qid.schedules import LUO_SCHEDULES, LUO_TEST_SCHEDULES, LUO_TRAIN_SCHEDULES
+from qid.chapters import schedule_analysis as analysis
+from qid.chapters.tables import show_long_table, styled
+from qid.laws.curves import LUO_PUBLISHED, LUO_PUBLISHED_TEST_METRICS, LUO_SIZES, load_luo_curves
+from qid.laws.registry import get_law
+from qid.chapters.plots import subplots
+from qid.laws.schedules import LUO_SCHEDULES, LUO_TEST_SCHEDULES, LUO_TRAIN_SCHEDULES
 
 # %% [markdown]
 # ## Parameters
@@ -123,7 +123,7 @@ LUO_SPLIT = list(TRAIN_SCHEDULES) == list(LUO_TRAIN_SCHEDULES) and sorted(TEST_S
 # negative annealing area, which our literal reading of the formula does count) nor fix $\lambda$; the book fits
 # $\lambda$ and notes that every run here shares its warmup, so that choice shifts all curves alike once
 # $\lambda^t$ has decayed. The per-step schedules are rebuilt as Luo et al.'s loader builds them (linear warmup
-# over 2,160 steps to $3\times10^{-4}$, then cosine, constant, WSD or two-stage; `qid.schedules`), and agree
+# over 2,160 steps to $3\times10^{-4}$, then cosine, constant, WSD or two-stage; `qid.laws.schedules`), and agree
 # with the rate logged in every one of the 27 files.
 
 # %% tags=["hide-input"]

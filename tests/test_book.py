@@ -19,9 +19,9 @@ import nbformat
 import pytest
 import yaml
 
-from qid.book import chapter_sources, load_parameters_file, prepare_site, run_book
-from qid.findings import glued_values
-from qid.paths import REPO_ROOT
+from qid.chapters.runner import chapter_sources, load_parameters_file, prepare_site, run_book
+from qid.chapters.findings import glued_values
+from qid.common.paths import REPO_ROOT
 
 SMALL_PARAMETERS = REPO_ROOT / "tests" / "small_parameters.yaml"
 BOOK_FILES = ["_config.yml", "_toc.yml", "book", "notebooks", "data"]
@@ -335,12 +335,12 @@ def fresh_copy(destination: Path) -> Path:
 
 @pytest.mark.slow
 def test_one_chapter_then_make_site_builds_on_a_fresh_copy(tmp_path):
-    """The README's rerun path: `python -m qid.book --only 01_published_laws`, then `make site`."""
+    """The README's rerun path: `python -m qid.chapters.runner --only 01_published_laws`, then `make site`."""
     root = fresh_copy(tmp_path / "clone")
     bin_dir = Path(sys.executable).parent
 
     def run_chapter() -> dict[str, bytes]:
-        run = subprocess.run([sys.executable, "-m", "qid.book", "--root", str(root), "--only", "01_published_laws"],
+        run = subprocess.run([sys.executable, "-m", "qid.chapters.runner", "--root", str(root), "--only", "01_published_laws"],
                              capture_output=True, text=True)
         assert run.returncode == 0, run.stderr[-3000:]
         return {path.name: path.read_bytes() for path in sorted((root / "data" / "fits").glob("*.json"))}

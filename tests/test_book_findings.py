@@ -7,9 +7,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from qid.findings import STATEMENTS, chapter_values, exponent_rows, statements, write_findings
-from qid.paths import FITS_DIR, REPO_ROOT
-from qid.reference import PYTHIA_LARGEST_N, scale_gap, scale_gap_statement
+from qid.chapters.findings import STATEMENTS, chapter_values, exponent_rows, statements, write_findings
+from qid.common.paths import FITS_DIR, REPO_ROOT
+from qid.laws.reference import PYTHIA_LARGEST_N, scale_gap, scale_gap_statement
 
 GLUED = {
     "01_published_laws": {"per_bit_cells_within": 48, "per_bit_max_error": 0.012, "unified_max_error_3bit": 0.61,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from qid.book import chapter_parameters, chapter_sources, load_parameters_file, main, run_book
-from qid.paths import REPO_ROOT
+from qid.chapters.runner import chapter_parameters, chapter_sources, load_parameters_file, main, run_book
+from qid.common.paths import REPO_ROOT
 
 
 def test_parameters_of_a_chapter_are_read_from_its_parameters_cell():
@@ -43,9 +43,9 @@ def test_a_fit_file_is_rewritten_only_when_a_fitted_number_changes(tmp_path, mon
     """Two builds in a row leave data/fits/*.json untouched: time stamps and run times go to the build output."""
     import json
 
-    from qid.fit import fit_law, synthetic_table
-    from qid.fitio import PROVENANCE_DIR_VARIABLE, load_fit
-    from qid.laws import get_law
+    from qid.fitting.fit import fit_law, synthetic_table
+    from qid.fitting.record import PROVENANCE_DIR_VARIABLE, load_fit
+    from qid.laws.registry import get_law
 
     law = get_law("ouyang_per_bit")
     truth = dict(k=1e-5, alpha=0.35, beta=0.67)
@@ -75,7 +75,7 @@ def test_a_fit_file_is_rewritten_only_when_a_fitted_number_changes(tmp_path, mon
 def test_unexecuted_chapters_become_marked_placeholders_and_executed_ones_are_kept(tmp_path):
     import nbformat
 
-    from qid.book import prepare_site
+    from qid.chapters.runner import prepare_site
 
     (tmp_path / "01_published_laws.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
     placeholders = prepare_site(REPO_ROOT, tmp_path)

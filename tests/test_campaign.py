@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qid.paths import REPO_ROOT
+from qid.common.paths import REPO_ROOT
 
 MAX_RETURNED_FILES = 8  # the device tool brings back at most 8 files
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from qid.book import execute_chapter
-from qid.findings import glued_values
-from qid.paths import REPO_ROOT
-from qid.suitesynth import SYNTHETIC_TRUTH
+from qid.chapters.runner import execute_chapter
+from qid.chapters.findings import glued_values
+from qid.common.paths import REPO_ROOT
+from qid.suite.synthetic import SYNTHETIC_TRUTH
 
 CHAPTER = REPO_ROOT / "notebooks" / "05_fits_on_our_data.py"
 

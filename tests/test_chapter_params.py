@@ -1,4 +1,4 @@
-"""Chapter parameters: declared once in qid.chapter_params, coerced from papermill's text, one clear error.
+"""Chapter parameters: declared once in qid.chapters.params, coerced from papermill's text, one clear error.
 
 The slow tests execute chapter 02 with papermill's own command line, list parameters passed the `-p` way
 (`-p BITS "[2, 8]"` reaches the notebook as the string "[2, 8]").
@@ -13,14 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qid.book import chapter_parameters, chapter_sources, run_book
-from qid.chapter_params import (
+from qid.chapters.runner import chapter_parameters, chapter_sources, run_book
+from qid.chapters.params import (
     CHAPTER_PARAMETERS,
     ParameterError,
     apply_chapter_parameters,
     coerce_parameters,
 )
-from qid.paths import REPO_ROOT
+from qid.common.paths import REPO_ROOT
 
 
 def test_papermill_text_is_coerced_to_the_declared_types():

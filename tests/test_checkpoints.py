@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXForCausalLM
 
-from qid import checkpoints
-from qid.checkpoints import (
+from qid.measure import checkpoints
+from qid.measure.checkpoints import (
     PYTHIA_TOKENS_PER_STEP,
     CheckpointError,
     CheckpointNotFoundError,
@@ -17,8 +17,8 @@ from qid.checkpoints import (
     non_embedding_parameters,
     parse_checkpoint,
 )
-from qid.corpus import load_tokenizer
-from qid.models import gpt_neox_config, pythia_config
+from qid.suite.corpus import load_tokenizer
+from qid.suite.models import gpt_neox_config, pythia_config
 
 # Non-embedding parameters of the Pythia suite (reference/papers.md, derived from the published shapes).
 PYTHIA_N = {

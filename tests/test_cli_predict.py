@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cli_runner import run
-from qid.fit import fit_law, synthetic_table
-from qid.laws import get_law
+from qid.fitting.fit import fit_law, synthetic_table
+from qid.laws.registry import get_law
 
 
 

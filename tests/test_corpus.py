@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from qid import corpus
-from qid.provenance import file_sha256
+from qid.suite import corpus
+from qid.common.provenance import file_sha256
 
 
 def test_committed_splits_are_disjoint_by_document_and_cover_every_source():

@@ -1,4 +1,4 @@
-"""Learning-rate schedules, the loss-curve laws and fitting them (qid.schedules, qid.curvelaws, qid.curvefit)."""
+"""Learning-rate schedules, the loss-curve laws and fitting them (qid.laws.schedules, qid.laws.curves, qid.fitting.curvefit)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from qid.cli import main
-from qid.curvefit import CurveProblem, prepare_curves
-from qid.curvelaws import (
+from qid.fitting.curvefit import CurveProblem, prepare_curves
+from qid.laws.curves import (
     LUO_PUBLISHED,
     LUO_PUBLISHED_TEST_METRICS,
     LUO_SIZES,
@@ -22,8 +22,8 @@ from qid.curvelaws import (
     synthetic_curve_table,
     tissue_annealing_with_gradient,
 )
-from qid.laws import get_law
-from qid.schedules import (
+from qid.laws.registry import get_law
+from qid.laws.schedules import (
     LUO_TEST_SCHEDULES,
     annealing_area,
     constant,
@@ -34,7 +34,7 @@ from qid.schedules import (
     two_stage,
     warmup_stable_decay,
 )
-from qid.tables import DataError
+from qid.common.csvtables import DataError
 
 MULTIPOWER = {"L0": 2.5, "A": 0.45, "alpha": 0.45, "B": 300.0, "C": 2.0, "beta": 0.6, "gamma": 0.6}
 TISSUE = {"L0": 2.6, "A": 0.4, "alpha": 0.5, "C": 0.4, "decay": 0.999}
@@ -116,7 +116,7 @@ def test_analytic_gradients_match_finite_differences(name, function, params):
 
 
 def test_predictions_do_not_depend_on_the_learning_rate_unit():
-    """The normalisation stated in qid.curvelaws: η → c·η with the parameters transformed gives the same curve."""
+    """The normalisation stated in qid.laws.curves: η → c·η with the parameters transformed gives the same curve."""
     lr, steps, c = small_schedules()["cosine_to_1e-5"], np.arange(300, 6000, 50), 7.0
     p = MULTIPOWER
     scaled = {**p, "A": p["A"] * c ** p["alpha"], "B": p["B"] / c, "C": p["C"] * c ** (p["gamma"] - 1)}
@@ -159,7 +159,7 @@ def test_bootstrap_subset_by_run_keeps_each_runs_prediction():
     law = get_law("luo_multipower")
     table = synthetic_curve_table(law, MULTIPOWER, small_schedules(), 200, 300, 0.0, 0)
     points, _, _ = prepare_curves(law, table)
-    from qid.curvefit import curve_problem
+    from qid.fitting.curvefit import curve_problem
 
     _, _, problem = curve_problem(law, table, "huber", 1e-3, "log", {}, None, None)
     assert isinstance(problem, CurveProblem)

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qid import suitefits
-from qid.errormodel import collapse_calibration_seeds, lineage, variance_components, window_bootstrap_qid
-from qid.printedtable import printed_precision_fit
-from qid.reference import load_ouyang_table1
-from qid.suitesynth import CALIBRATION_CV, SYNTHETIC_TRUTH, WINDOW_SD, WINDOWS, synthetic_suite_tables
+from qid.chapters import suite_fits as suitefits
+from qid.fitting.errormodel import collapse_calibration_seeds, lineage, variance_components, window_bootstrap_qid
+from qid.fitting.printedtable import printed_precision_fit
+from qid.laws.reference import load_ouyang_table1
+from qid.suite.synthetic import CALIBRATION_CV, SYNTHETIC_TRUTH, WINDOW_SD, WINDOWS, synthetic_suite_tables
 
 
 @pytest.fixture(scope="module")

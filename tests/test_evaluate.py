@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from qid import textsource
-from qid.evaluate import evaluation_windows, paired_qid, predicted_tokens, window_losses
-from qid.models import gpt_neox_config
+from qid.measure import textsource
+from qid.measure.evaluate import evaluation_windows, paired_qid, predicted_tokens, window_losses
+from qid.suite.models import gpt_neox_config
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_file_and_folder_sources(tmp_path):
 
 
 def test_corpus_sources_and_token_stream():
-    from qid.corpus import load_tokenizer
+    from qid.suite.corpus import load_tokenizer
 
     tokenizer = load_tokenizer()
     documents = textsource.load_documents("corpus:eval")

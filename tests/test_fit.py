@@ -1,4 +1,4 @@
-"""The fitter (qid.fit): objective, bounds and fixed parameters, input errors, JSON round trip (unit level);
+"""The fitter (qid.fitting.fit): objective, bounds and fixed parameters, input errors, JSON round trip (unit level);
 synthetic data fitted back with intervals that cover the truth, and Hoffmann et al.'s procedure reproducing
 Epoch AI's refit of the Chinchilla points (recovery level)."""
 
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy.special import huber as scipy_huber
 
-from qid import fit as fitting
-from qid.fit import (
+from qid.fitting import fit as fitting
+from qid.fitting.fit import (
     GRADIENTS,
     HOFFMANN_OPTIONS,
     HOFFMANN_PROCEDURE_ON_EPOCH_DATA,
@@ -26,8 +26,8 @@ from qid.fit import (
     objective_value,
     synthetic_table,
 )
-from qid.laws import LAWS, OUYANG_SEPARATE_EXPONENTS, Law, get_law, load_fit_parameters, register_law, resolve_parameters
-from qid.tables import DataError
+from qid.laws.registry import LAWS, OUYANG_SEPARATE_EXPONENTS, Law, get_law, load_fit_parameters, register_law, resolve_parameters
+from qid.common.csvtables import DataError
 
 UNIFIED = get_law("ouyang_unified")
 PUBLISHED = dict(UNIFIED.parameter_sets["published"].values)

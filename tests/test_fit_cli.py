@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cli_runner import run
-from qid.fit import HOFFMANN_PROCEDURE_ON_EPOCH_DATA, load_epoch_chinchilla, load_fit, synthetic_table
-from qid.laws import get_law
+from qid.fitting.fit import HOFFMANN_PROCEDURE_ON_EPOCH_DATA, load_epoch_chinchilla, load_fit, synthetic_table
+from qid.laws.registry import get_law
 
 REGISTRY_NAMES = {
     "chinchilla": {"A", "B", "E", "alpha", "beta"},

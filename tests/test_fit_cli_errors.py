@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from qid.cli import main
-from qid.recovery import heteroscedastic_unified_table
+from qid.fitting.recovery import heteroscedastic_unified_table
 
 TRUTH = {"k": 0.2, "alpha": 0.3, "beta": 0.5, "gamma": 5.0}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qid.cli import main
-from qid.recovery import heteroscedastic_unified_table
+from qid.fitting.recovery import heteroscedastic_unified_table
 
 TRUTH = {"k": 0.2, "alpha": 0.3, "beta": 0.5, "gamma": 5.0}
 SIZES = [1.3e4, 3.5e4, 7e4, 1.5e5]  # non-embedding parameters, as the CPU suite's four sizes
@@ -70,7 +70,7 @@ def test_weighted_fit_recovers_the_exponents_and_truncate_then_log_does_not(caps
 
 
 def test_extra_scatter_is_estimated_when_the_measured_errors_miss_part_of_the_spread():
-    from qid.fit import fit_law
+    from qid.fitting.fit import fit_law
 
     rng = np.random.default_rng(4)
     table = heteroscedastic_unified_table(TRUTH, SIZES, RUNGS, BITS, 0.002, seed=4)

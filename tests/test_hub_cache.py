@@ -19,9 +19,9 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from qid.checkpoints import PYTHIA_TOKENS_PER_STEP
-from qid.corpus import load_tokenizer
-from qid.models import gpt_neox_config
+from qid.measure.checkpoints import PYTHIA_TOKENS_PER_STEP
+from qid.suite.corpus import load_tokenizer
+from qid.suite.models import gpt_neox_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HUB_MODEL = "qid-test/pythia-tiny"  # 'pythia' in the name: the family whose tokens-per-step the loader knows
@@ -139,7 +139,7 @@ def test_a_revision_missing_from_the_offline_cache_is_one_clear_line(offline_cac
 def test_named_text_sources_load_from_the_offline_datasets_cache(offline_cache):
     environment, _ = offline_cache
     script = (
-        "import json; from qid import textsource as t; "
+        "import json; from qid.measure import textsource as t; "
         "print(json.dumps({f'{name}/{role}': t.load_documents(name, role) "
         "for name in ('wikitext2', 'refinedweb') for role in ('eval', 'calibration')}))"
     )
@@ -174,7 +174,7 @@ def test_measure_on_named_text_sources_offline(offline_cache, tmp_path):
 def test_a_named_source_missing_from_the_offline_cache_is_one_clear_line(tmp_path):
     environment = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"),
                    "HF_DATASETS_CACHE": str(tmp_path / "datasets"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", "from qid import textsource; textsource.load_documents('wikitext2')"],
+    result = subprocess.run([sys.executable, "-c", "from qid.measure import textsource; textsource.load_documents('wikitext2')"],
                             cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "text source 'wikitext2'" in result.stderr and "corpus:eval" in result.stderr

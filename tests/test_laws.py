@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from qid.laws import LAWS, Law, ParameterSet, get_law, load_fit_parameters, register_law, resolve_parameters
-from qid.project import tokens_to_reach_qid, uniform_guess_loss, worse_than_uniform
-from qid.reference import load_ouyang_table1
-from qid.tables import DataError
+from qid.laws.registry import LAWS, Law, ParameterSet, get_law, load_fit_parameters, register_law, resolve_parameters
+from qid.laws.projection import tokens_to_reach_qid, uniform_guess_loss, worse_than_uniform
+from qid.laws.reference import load_ouyang_table1
+from qid.common.csvtables import DataError
 
 
 def published(name):

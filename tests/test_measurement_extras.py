@@ -8,10 +8,12 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from qid import evaluate, ngram, quantize, sweep
-from qid.corpus import load_tokenizer
-from qid.models import gpt_neox_config
-from qid.sweep import SweepSpec, run_sweep
+from qid.measure import evaluate, quantize, sweep
+
+from qid.suite import ngram
+from qid.suite.corpus import load_tokenizer
+from qid.suite.models import gpt_neox_config
+from qid.measure.sweep import SweepSpec, run_sweep
 
 
 def test_stratified_windows_take_one_window_from_each_equal_stratum():

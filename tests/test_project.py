@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from qid.laws import get_law
-from qid.project import capped_qid, critical_data_size, critical_data_table, uniform_guess_loss, worse_than_uniform_crossing
+from qid.laws.registry import get_law
+from qid.laws.projection import capped_qid, critical_data_size, critical_data_table, uniform_guess_loss, worse_than_uniform_crossing
 
 UNIFIED = get_law("ouyang_unified")
 PUBLISHED = UNIFIED.parameter_sets["published"].values

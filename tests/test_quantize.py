@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from qid import quantize
-from qid.evaluate import evaluation_windows, paired_qid, window_losses
-from qid.models import gpt_neox_config
-from qid.quantize import (
+from qid.measure import quantize
+from qid.measure.evaluate import evaluation_windows, paired_qid, window_losses
+from qid.suite.models import gpt_neox_config
+from qid.measure.quantize import (
     HessianAccumulator,
     QuantizationError,
     QuantizerUnavailable,
@@ -165,10 +165,10 @@ TRAINING = dict(steps=200, size="0.1m", batch_size=16, seq_len=64, max_lr=5e-3, 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 0.1M-parameter GPT-NeoX trained on the corpus by qid.train, with windows and a calibration sample."""
-    from qid import textsource
-    from qid.checkpoints import load_checkpoint
-    from qid.train import train_small_model
+    """A 0.1M-parameter GPT-NeoX trained on the corpus by qid.suite.train, with windows and a calibration sample."""
+    from qid.measure import textsource
+    from qid.measure.checkpoints import load_checkpoint
+    from qid.suite.train import train_small_model
 
     folder = train_small_model(tmp_path_factory.mktemp("trained"), **TRAINING)
     model, tokenizer, _ = load_checkpoint(folder)

@@ -13,10 +13,11 @@ import ray  # a requirement (requirements.txt): a missing ray fails here, it is 
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from qid import distributed, sweep
-from qid.corpus import load_tokenizer
-from qid.models import gpt_neox_config
-from qid.sweep import SweepSpec, run_sweep
+from qid.suite import run as suite_run
+from qid.measure import ray_sweep, sweep
+from qid.suite.corpus import load_tokenizer
+from qid.suite.models import gpt_neox_config
+from qid.measure.sweep import SweepSpec, run_sweep
 
 # Hooks defined here run in Ray's worker processes, which cannot import this test module: send them by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -117,11 +118,11 @@ def both(*hooks):
 
 def test_ray_rows_equal_the_serial_rows(cluster, model_folders, serial, tmp_path):
     path = tmp_path / "qid.csv"
-    summary = distributed.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
+    summary = ray_sweep.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
     assert (summary["written"], summary["already_done"], summary["failed"]) == (12, 0, [])
     assert_same_rows(path, serial)
-    assert len(distributed.results_for(_spec(model_folders), path)) == 12  # found under the tasks' thread count
-    again = distributed.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
+    assert len(ray_sweep.results_for(_spec(model_folders), path)) == 12  # found under the tasks' thread count
+    again = ray_sweep.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
     assert (again["written"], again["already_done"]) == (0, 12)
 
 
@@ -130,7 +131,7 @@ def test_a_raising_task_and_a_killed_worker_are_retried_without_losing_or_duplic
     path, messages = tmp_path / "qid.csv", []
     hook = both(fail_first_try(tmp_path, model_folders[0], after_rows=1, kill=False),
                 fail_first_try(tmp_path, model_folders[1], after_rows=2, kill=True))
-    summary = distributed.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=messages.append,
+    summary = ray_sweep.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=messages.append,
                                            worker_hook=hook)
     assert (summary["written"], summary["failed"]) == (12, [])
     assert_same_rows(path, serial)
@@ -147,8 +148,8 @@ def test_retries_are_bounded_and_the_failing_checkpoint_is_named(cluster, model_
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     path, messages = tmp_path / "qid.csv", []
     spec = _spec([model_folders[0], model_folders[2], str(broken)])
-    with pytest.raises(distributed.DistributedSweepError) as raised:
-        distributed.run_sweep_on_ray(spec, path, progress=False, attempts=2, log=messages.append,
+    with pytest.raises(ray_sweep.DistributedSweepError) as raised:
+        ray_sweep.run_sweep_on_ray(spec, path, progress=False, attempts=2, log=messages.append,
                                      worker_hook=always_fail(model_folders[2]))
     text = str(raised.value)
     assert model_folders[2] in text and "injected failure on every try" in text
@@ -172,10 +173,10 @@ def test_an_interrupted_driver_resumes_without_duplicates(cluster, model_folders
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        distributed.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None,
+        ray_sweep.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None,
                                      after_row=interrupt_after_five)
     assert len(sweep.load_results(path)) == 5
-    summary = distributed.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
+    summary = ray_sweep.run_sweep_on_ray(_spec(model_folders), path, progress=False, log=lambda message: None)
     assert (summary["already_done"], summary["written"]) == (5, 7)
     assert_same_rows(path, serial)
 
@@ -213,7 +214,7 @@ def test_suite_training_on_ray_gives_the_serial_checkpoints(cluster, tmp_path):
 
     from safetensors.torch import load_file
 
-    from qid import suite
+    from qid.suite import plan as suite
 
     # the tiny preset, shortened: one cosine run per size to D/N 2.5 (two groups, so two tasks)
     preset = dataclasses.replace(suite.get_preset("tiny"), name="test", ladder=(2.5,),
@@ -221,10 +222,10 @@ def test_suite_training_on_ray_gives_the_serial_checkpoints(cluster, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a one-CPU Ray task
     try:
-        serial = suite.train_suite(preset, tmp_path / "serial", designs=("cosine",), progress=False, log=lambda m: None)
+        serial = suite_run.train_suite(preset, tmp_path / "serial", designs=("cosine",), progress=False, log=lambda m: None)
     finally:
         torch.set_num_threads(threads)
-    on_ray = suite.train_suite(preset, tmp_path / "ray", designs=("cosine",), log=lambda m: None, ray="local")
+    on_ray = suite_run.train_suite(preset, tmp_path / "ray", designs=("cosine",), log=lambda m: None, ray="local")
     assert len(serial) == len(on_ray) == 2
     for folder in serial:
         twin = tmp_path / "ray" / folder.relative_to(tmp_path / "serial")

@@ -15,9 +15,9 @@ import torch
 from transformers import GPTNeoXForCausalLM
 
 from cli_runner import run
-from qid import checkpoints, results_table, sweep, textsource
-from qid.corpus import load_tokenizer
-from qid.models import gpt_neox_config
+from qid.measure import checkpoints, results_table, sweep, textsource
+from qid.suite.corpus import load_tokenizer
+from qid.suite.models import gpt_neox_config
 
 
 

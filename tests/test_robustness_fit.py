@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from qid import atomicio, fit, tables
-from qid.fit import synthetic_table
-from qid.laws import get_law
+from qid.common import atomicio, csvtables as tables
+
+from qid.fitting import fit
+from qid.fitting.fit import synthetic_table
+from qid.laws.registry import get_law
 from test_robustness import assert_one_line_error, run
 
 

@@ -1,4 +1,4 @@
-"""Chapter 6's analyses (qid.schedule_analysis) on synthetic suite tables with the new suite's columns."""
+"""Chapter 6's analyses (qid.chapters.schedule_analysis) on synthetic suite tables with the new suite's columns."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qid import schedule_analysis as analysis
-from qid.laws import get_law
-from qid.schedules import annealing_area, constant, cosine, warmup_stable_decay
+from qid.chapters import schedule_analysis as analysis
+from qid.laws.registry import get_law
+from qid.laws.schedules import annealing_area, constant, cosine, warmup_stable_decay
 
 SIZES = {"0.1m": 1.0e5, "0.3m": 3.0e5}
 TISSUE = {"L0": 3.0, "A": 1.5, "alpha": 0.3, "C": 0.8, "decay": 0.99}

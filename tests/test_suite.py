@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from qid import suite, suite_measure, suite_pipeline, suite_tables
-from qid import train as training
+from qid.suite import measurement as suite_measure, pipeline as suite_pipeline, plan as suite, tables as suite_tables
+from qid.suite import run as suite_run
+from qid.suite import train as training
 
 LRS = {"13k": 8e-3, "25k": 8e-3, "57k": 8e-3, "150k": 8e-3}
 
@@ -99,9 +100,9 @@ def test_tiny_suite_end_to_end_with_measurement(tmp_path):
     monkey = suite.PRESETS["tiny"]
     suite.PRESETS["tiny"] = preset
     try:
-        suite.train_suite(preset, tmp_path, progress=False, log=lambda message: None, stage="lr_sweep")
+        suite_run.train_suite(preset, tmp_path, progress=False, log=lambda message: None, stage="lr_sweep")
         assert set(suite.chosen_learning_rates(preset, tmp_path)) == set(preset.sizes)
-        suite.train_suite(preset, tmp_path, progress=False, log=lambda message: None, stage="main")
+        suite_run.train_suite(preset, tmp_path, progress=False, log=lambda message: None, stage="main")
         table = suite_tables.collect_checkpoints("tiny", tmp_path)
         assert set(table["phase"]) == {"intermediate", "final", "stable", "decayed"}
         measured = suite_tables.measured_checkpoints(table)

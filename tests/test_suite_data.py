@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from qid import suite, suite_analysis, suite_tables
+from qid.suite import plan as suite, tables as suite_tables
+
+from qid.chapters import suite_analysis
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,13 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from qid import cli, evaluate, sweep
-from qid.checkpoints import CheckpointNotFoundError
-from qid.corpus import load_tokenizer
-from qid.models import gpt_neox_config
-from qid.sweep import SweepSpec, SweepSpecError, append_row, load_sweep_spec, run_sweep
+from qid import cli
+
+from qid.measure import evaluate, sweep
+from qid.measure.checkpoints import CheckpointNotFoundError
+from qid.suite.corpus import load_tokenizer
+from qid.suite.models import gpt_neox_config
+from qid.measure.sweep import SweepSpec, SweepSpecError, append_row, load_sweep_spec, run_sweep
 
 # columns that legitimately differ between two runs of the same cell
 TIMING_COLUMNS = ["seconds", "quantize_seconds", "finished_at", "git_commit"]

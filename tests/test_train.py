@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from qid import train as training
-from qid.corpus import load_tokenizer
-from qid.train import TrainConfig, learning_rate
+from qid.suite import train as training
+from qid.suite.corpus import load_tokenizer
+from qid.suite.train import TrainConfig, learning_rate
 
 TINY = dict(size="0.1m", batch_size=4, seq_len=32, max_lr=3e-3, warmup_steps=2, eval_sequences=4, log_every=2)
 
@@ -91,7 +91,7 @@ def test_training_is_deterministic_and_resume_equals_uninterrupted(tmp_path):
 def test_metadata_and_from_pretrained(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from qid.checkpoints import non_embedding_parameters
+    from qid.measure.checkpoints import non_embedding_parameters
 
     folder = training.train_small_model(tmp_path / "small", steps=6, checkpoint_steps=(3,))
     metadata = json.loads((folder / training.METADATA_FILE).read_text())

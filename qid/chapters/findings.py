@@ -1,0 +1,376 @@
+"""The book's findings, first: short statements built from the numbers the chapters glue, and one overview
+figure of the exponents α, β, γ. Nothing here is typed: every number comes from an executed chapter's glued
+values (`myst_nb.glue`), from a committed fit JSON, or from the law registry.
+
+`write_findings` runs in `python -m qid.chapters.runner --prepare-site` (so in `make site`) and writes
+`chapters/findings.md` (included by `book/intro.md`) and `chapters/findings_exponents.png`. A statement whose
+numbers are not glued yet (its chapter not executed in this build, or not gluing that name yet) is replaced by
+a visible placeholder naming the chapter to run. `python -m qid.chapters.findings` prints the same summary.
+
+Glued names read (chapter: names):
+  01_published_laws: per_bit_cells_within, per_bit_max_error, unified_max_error_3bit, unified_max_error_4bit
+  02_measure_qid: measure_lowest_bits, measure_rtn_qid, measure_gptq_qid, measure_gptq_rtn_ratio,
+                  measure_paired_se_gain
+  03_mini_pythia_suite: suite_checkpoints, suite_qid_cells, suite_decades
+  04_fitter_validation: chinchilla_available, chinchilla_{E,alpha,beta}_relative_error, coverage_wald,
+                        coverage_bootstrap
+  05_fits_on_our_data: unified_{alpha,beta,gamma} with _low/_high, fit_n_points, best_law_aicc (optional)
+  06_learning_rate_schedules: luo_published_metrics_match, decay_effect, decay_effect_interval
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+from qid.common.paths import REPO_ROOT
+
+FINDINGS_FILE = "findings.md"
+EXPONENTS_FIGURE = "findings_exponents.png"
+EXPONENTS = ("alpha", "beta", "gamma")
+EXPONENT_SYMBOLS = {"alpha": "α (model size N)", "beta": "β (training tokens D)", "gamma": "γ (bit width P)"}
+TABLE1_FITS = "table1_per_bit_P*.json"  # per-bit laws fitted to the paper's Table 1 (chapter 01)
+OWN_UNIFIED_FITS = "*suite_unified_*.json"  # the unified law on the book's suite, one file per quantizer (chapter 05)
+OWN_PER_BIT_FITS = "*suite_per_bit_P*_*.json"
+
+
+# --- glued values ------------------------------------------------------------------------------------------
+
+
+def glued_values(notebook, strict: bool = False) -> dict:
+    """Values recorded with myst_nb.glue in an executed notebook, by name.
+
+    A value that is not a Python literal (e.g. a numpy repr) is kept as its text, or with `strict` raises
+    (the book's tests: a chapter must glue plain numbers, lists and strings)."""
+    values = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            scrap = output.get("metadata", {}).get("scrapbook")
+            if scrap:
+                text = output.get("data", {}).get(scrap.get("mime_prefix", "") + "text/plain")
+                try:
+                    values[scrap["name"]] = ast.literal_eval(text) if text is not None else None
+                except (ValueError, SyntaxError):
+                    if strict:
+                        raise
+                    values[scrap["name"]] = text
+    return values
+
+
+def chapter_values(chapters_dir: Path) -> dict[str, dict]:
+    """Glued values of every executed chapter in `chapters_dir` (placeholders count as not executed)."""
+    import nbformat
+
+    values = {}
+    for path in sorted(Path(chapters_dir).glob("[0-9][0-9]_*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        if not notebook.metadata.get("qid_placeholder"):
+            values[path.stem] = glued_values(notebook)
+    return values
+
+
+class Missing(Exception):
+    """A statement's number is not glued in this build."""
+
+    def __init__(self, chapter: str, name: str):
+        super().__init__(f"{chapter}: {name}")
+        self.chapter, self.name = chapter, name
+
+
+def _getter(values: dict[str, dict]):
+    def get(chapter: str, name: str):
+        value = values.get(chapter, {}).get(name)
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            raise Missing(chapter, name)
+        return value
+
+    return get
+
+
+def _interval(get, chapter: str, key: str) -> str:
+    return f"{get(chapter, key):.3g} [{get(chapter, key + '_low'):.3g}, {get(chapter, key + '_high'):.3g}]"
+
+
+def _listed_interval(get, chapter: str, key: str, label: str = "95 % interval", digits: str = ".3g") -> str:
+    """A value glued as `key` with its interval glued as the list `key_interval`: "value nats/token (label [low, high])"."""
+    low, high = get(chapter, key + "_interval")
+    return f"{get(chapter, key):{digits}} nats/token ({label} [{low:{digits}}, {high:{digits}}])"
+
+
+# --- the statements ------------------------------------------------------------------------------------------
+# Each is (title, chapter page, function of `get` returning Markdown). Published values come from the registry.
+
+
+def _table1(get) -> str:
+    worst = max(get("01_published_laws", "unified_max_error_3bit"), get("01_published_laws", "unified_max_error_4bit"))
+    return (f"The paper's Table 1 is not computed from its printed unified law: that law misses the 3- and 4-bit "
+            f"cells by up to {worst:.0%}, while one law per bit width, fitted to the table, reproduces "
+            f"**{get('01_published_laws', 'per_bit_cells_within')} of 48 cells** within "
+            f"{get('01_published_laws', 'per_bit_max_error'):.1%}.")
+
+
+def _exponents(get) -> str:
+    from qid.laws.registry import get_law
+
+    published = get_law("ouyang_unified").parameter_sets["published"].values
+    chapter = "05_fits_on_our_data"
+    beta_low = get(chapter, "unified_beta_low")
+    trend = ("QiD grows with training tokens in our data too (β's whole interval is above zero)" if beta_low > 0
+             else "our data cannot tell whether QiD grows with training tokens (β's interval reaches zero)")
+    return (f"Fitted to {get(chapter, 'fit_n_points')} QiD measurements of the book's own suite, the unified law "
+            f"gives α = {_interval(get, chapter, 'unified_alpha')}, β = {_interval(get, chapter, 'unified_beta')}, "
+            f"γ = {_interval(get, chapter, 'unified_gamma')} (95 % bootstrap intervals) against the published "
+            f"α = {published['alpha']}, β = {published['beta']}, γ = {published['gamma']}; {trend}."
+            + _optional(lambda: f" By AICc the best law on these data is `{get(chapter, 'best_law_aicc')}`."))
+
+
+def _optional(build) -> str:
+    """A clause whose number may not be glued in this build: empty then, instead of a placeholder."""
+    try:
+        return build()
+    except Missing:
+        return ""
+
+
+def _schedules(get) -> str:
+    chapter = "06_learning_rate_schedules"
+    match = get(chapter, "luo_published_metrics_match")
+    text = ("Luo et al.'s Multi-Power Law, as the book computes it, reproduces their published test metrics on their "
+            "real loss curves." if match else
+            "The book's Multi-Power Law does not reproduce all of Luo et al.'s published test metrics (see the chapter).")
+    text += (f" At matched 16-bit loss, the regression gives, per unit of annealing area, "
+             f"{_listed_interval(get, chapter, 'decay_effect', '95 % t interval')}; the chapter's lineage bootstrap "
+             f"interval is wider.")
+
+    def matched() -> str:
+        return (f" Decayed checkpoints compared directly with constant-rate ones at the same loss differ by "
+                f"{_listed_interval(get, chapter, 'matched_loss_difference')}.")
+
+    def verdict() -> str:
+        return (" **Decay adds QiD beyond what the loss explains** on every test." if get(chapter, "decay_adds_qid")
+                else " **The tests do not show decay adding QiD beyond what the 16-bit loss explains** at this scale.")
+
+    return text + _optional(matched) + _optional(verdict)
+
+
+def _measurement(get) -> str:
+    chapter = "02_measure_qid"
+    bits = get(chapter, "measure_lowest_bits")
+    return (f"Paired evaluation makes QiD's standard error **{get(chapter, 'measure_paired_se_gain'):.0f}× smaller** "
+            f"than comparing two independent losses. At {bits} bits on the chapter's small model, GPTQ's QiD is "
+            f"{get(chapter, 'measure_gptq_qid'):.3g} nats/token against RTN's {get(chapter, 'measure_rtn_qid'):.3g} "
+            f"(ratio {get(chapter, 'measure_gptq_rtn_ratio'):.2f}).")
+
+
+def _suite(get) -> str:
+    chapter = "03_mini_pythia_suite"
+    text = (f"The book trains its own mini-Pythia suite, N crossed with D/N: {get(chapter, 'suite_checkpoints')} "
+            f"checkpoints spanning {get(chapter, 'suite_decades'):.1f} decades of model size, with "
+            f"{get(chapter, 'suite_qid_cells'):,} measured QiD cells.")
+
+    def trends() -> str:
+        return (f" QiD rises with training tokens in {get(chapter, 'suite_rises_with_d')} size × bit-width slopes "
+                f"(GPTQ, 2–3 bits, 95 % t intervals); at fixed tokens it falls with N in "
+                f"{get(chapter, 'suite_fixed_d_negative_share'):.0%} of the slopes, but with four sizes the sign of "
+                f"α is not resolved.")
+
+    def decay() -> str:
+        return (f" At the same 16-bit loss, a WSD decay changes 3-bit GPTQ QiD by "
+                f"{_listed_interval(get, chapter, 'decay_loss_3bit', digits='.2g')}.")
+
+    return text + _optional(trends) + _optional(decay)
+
+
+def _fitter(get) -> str:
+    chapter = "04_fitter_validation"
+    text = (f"Nominal 95 % intervals of the fitter covered the true parameters "
+            f"{get(chapter, 'coverage_wald'):.0%} (lmfit Wald) and {get(chapter, 'coverage_bootstrap'):.0%} "
+            f"(bootstrap) of the time on synthetic data.")
+    if get(chapter, "chinchilla_available"):
+        worst = max(get(chapter, f"chinchilla_{name}_relative_error") for name in ("E", "alpha", "beta"))
+        text += (f" Hoffmann et al.'s procedure run through the same fitter reproduces Epoch AI's Chinchilla refit "
+                 f"(E, α, β) within {worst:.2%}.")
+    else:
+        text += " The Chinchilla refit was skipped in this build (Epoch AI's extracted points were absent)."
+    return text
+
+
+STATEMENTS: list[tuple[str, str, Callable]] = [
+    ("Table 1", "01_published_laws", _table1),
+    ("Our exponents", "05_fits_on_our_data", _exponents),
+    ("Measuring QiD", "02_measure_qid", _measurement),
+    ("Our suite", "03_mini_pythia_suite", _suite),
+    ("The fitter", "04_fitter_validation", _fitter),
+    ("Schedules", "06_learning_rate_schedules", _schedules),
+]
+
+
+def statements(values: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """(title, chapter, Markdown) for every statement; a placeholder where a number is not glued."""
+    get = _getter(values)
+    rows = []
+    for title, chapter, build in STATEMENTS:
+        try:
+            text = build(get)
+        except Missing as missing:
+            executed = missing.chapter in values
+            why = (f"the chapter does not glue `{missing.name}` yet" if executed
+                   else "the chapter was not executed in this build")
+            text = (f"*Not computed yet: {why}. Run `python -m qid.chapters.runner --only {missing.chapter}`, "
+                    f"then `make site`.*")
+        rows.append((title, chapter, text))
+    return rows
+
+
+# --- the exponent overview --------------------------------------------------------------------------------------
+
+
+def _t_quantile(confidence: float, dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + confidence / 2, max(dof, 1)))
+
+
+def _fit_exponents(path: Path) -> dict[str, tuple[float, float, float]]:
+    """exponent -> (estimate, low, high): the bootstrap interval, else the estimate ± t·stderr."""
+    content = json.loads(path.read_text())
+    confidence = content.get("confidence") or 0.95
+    intervals = content.get("intervals") or {}
+    stderr = content.get("stderr") or {}
+    dof = int(content.get("n_points", 0)) - int(content.get("n_free", 0))
+    result = {}
+    for name in EXPONENTS:
+        if name not in content.get("params", {}):
+            continue
+        value = float(content["params"][name])
+        if intervals.get(name):
+            low, high = intervals[name]
+        elif stderr.get(name) is not None:
+            half = _t_quantile(confidence, dof) * float(stderr[name])
+            low, high = value - half, value + half
+        else:
+            low = high = math.nan
+        result[name] = (value, float(low), float(high))
+    return result
+
+
+def exponent_rows(fits_dir: Path) -> list[dict]:
+    """One row per (source, exponent): published, Table-1-implied per bit, and ours per quantizer / bit."""
+    from qid.laws.registry import get_law
+
+    rows = []
+    for name, value in get_law("ouyang_unified").parameter_sets["published"].values.items():
+        if name in EXPONENTS:
+            rows.append({"source": "published (Ouyang et al.)", "group": "published", "exponent": name,
+                         "estimate": float(value), "low": math.nan, "high": math.nan})
+    for pattern, group, label in ((TABLE1_FITS, "table1", "Table 1 implied, {bits}"),
+                                  (OWN_UNIFIED_FITS, "ours", "ours, {method} (all bits)"),
+                                  (OWN_PER_BIT_FITS, "ours_per_bit", "ours, {method}, {bits}")):
+        for path in sorted(Path(fits_dir).glob(pattern)):
+            parts = path.stem.split("_")
+            bits = next((part[1:] + " bits" for part in parts if part.startswith("P") and part[1:].isdigit()), "")
+            method = parts[-1].upper() if group != "table1" else ""
+            for exponent, (value, low, high) in _fit_exponents(path).items():
+                rows.append({"source": label.format(bits=bits, method=method), "group": group, "exponent": exponent,
+                             "estimate": value, "low": low, "high": high, "file": str(path.name)})
+    return rows
+
+
+GROUP_STYLE = {"published": ("k", "D"), "table1": ("#7f8c8d", "s"), "ours": ("#2980b9", "o"),
+               "ours_per_bit": ("#e67e22", "o")}
+
+
+def exponent_figure(rows: list[dict], path: Path) -> Path:
+    """Three panels (α, β, γ), one row per source, horizontal bars for the intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qid.chapters.plots import subplots
+
+    sources = list(dict.fromkeys(row["source"] for row in rows))
+    # Sized for the page (about 750 px): larger type than the default so that it stays readable when scaled.
+    fig, axes = subplots(1, 3, figsize=(7.5, 0.34 * len(sources) + 1.3), sharey=True)
+    for ax, exponent in zip(axes, EXPONENTS):
+        for row in (row for row in rows if row["exponent"] == exponent):
+            color, marker = GROUP_STYLE[row["group"]]
+            y = sources.index(row["source"])
+            has_interval = math.isfinite(row["low"]) and math.isfinite(row["high"])
+            error = [[row["estimate"] - row["low"]], [row["high"] - row["estimate"]]] if has_interval else None
+            ax.errorbar(row["estimate"], y, xerr=error, fmt=marker, color=color, capsize=3, ms=5)
+        published = next((row["estimate"] for row in rows if row["group"] == "published" and row["exponent"] == exponent), None)
+        if published is not None:
+            ax.axvline(published, color="k", lw=0.8, ls=":")
+        ax.set_xlabel(EXPONENT_SYMBOLS[exponent], fontsize=10)
+        ax.tick_params(labelsize=9)
+    axes[0].set_yticks(range(len(sources)), sources)
+    axes[0].invert_yaxis()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+# --- the page ------------------------------------------------------------------------------------------------
+
+
+def findings_markdown(values: dict[str, dict], rows: list[dict], figure: str | None) -> str:
+    from qid.laws.reference import scale_gap_statement
+
+    lines = ["## What the book found", ""]
+    for title, chapter, text in statements(values):
+        lines.append(f"- **{title}** ({{doc}}`chapter {chapter[:2]} </chapters/{chapter}>`). {text}")
+    lines += ["", f"**Scale.** {scale_gap_statement()} A trend that does not reproduce at our scale is reported as a "
+              "finding, not hidden.", ""]
+    if figure:
+        lines += [
+            "```{figure} " + figure,
+            ":name: findings-exponents",
+            ":width: 100%",
+            "",
+            "The exponents of the QiD law $k\\,D^{\\beta}/(N^{\\alpha}P^{\\gamma})$: published by Ouyang et al. (black "
+            "diamond, dotted line), implied by their Table 1 for each bit width (grey squares: per-bit laws fitted to the "
+            "table; no γ), and fitted to the book's own suite per quantizer (blue: all bit widths; orange: one bit "
+            "width). Bars are 95 % intervals (bootstrap where the fit has one, otherwise ± t·standard error); "
+            "dimensionless exponents.",
+            "```",
+            "",
+        ]
+    sources = sorted({row.get("file") for row in rows if row.get("file")})
+    lines.append(f"The figure reads the law registry and {len(sources)} committed fit files in `data/fits/` (chapter 01 "
+                 "writes the Table 1 fits, chapter 05 the suite fits); the statements read the numbers the chapters "
+                 "glue in this build.")
+    return "\n".join(lines) + "\n"
+
+
+def write_findings(root: Path = REPO_ROOT, output_dir: str | Path = "chapters") -> Path:
+    """Write `output_dir/findings.md` and its figure from the executed chapters and the committed fits."""
+    from qid.common.atomicio import atomic_write_text
+
+    root = Path(root)
+    output_dir = Path(output_dir) if Path(output_dir).is_absolute() else root / output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = exponent_rows(root / "data" / "fits")
+    figure = None
+    if rows:
+        exponent_figure(rows, output_dir / EXPONENTS_FIGURE)
+        figure = f"/{output_dir.relative_to(root).as_posix()}/{EXPONENTS_FIGURE}" if output_dir.is_relative_to(root) \
+            else str(output_dir / EXPONENTS_FIGURE)
+    target = output_dir / FINDINGS_FILE
+    atomic_write_text(target, findings_markdown(chapter_values(output_dir), rows, figure))
+    return target
+
+
+def main() -> int:
+    values = chapter_values(REPO_ROOT / "chapters")
+    for title, chapter, text in statements(values):
+        print(f"- {title} ({chapter}): {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

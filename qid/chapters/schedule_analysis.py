@@ -1,0 +1,308 @@
+"""Chapter 6's analyses: the curve laws on Luo et al.'s curves and on the book's suite, and QiD along the schedule.
+
+- `luo_split_metrics`: score a parameter set on held-out curves (R², PredE, WorstE per curve and averaged).
+- `fit_curves`: fit a curve law to named runs with the project's fitter (Huber on log loss, as Luo et al.).
+- `suite_curve_runs`: the suite's training logs as curves (per-step learning rate rebuilt from the log).
+- `checkpoint_schedule_statistics`: S1, the annealing area S2 and the fraction of the peak rate removed at
+  every measured checkpoint of the suite.
+- `decay_effect`: does learning-rate decay add QiD beyond what the 16-bit loss explains? A regression of QiD on
+  the 16-bit loss (per size) and the annealing area, with t and cluster-bootstrap intervals, and the
+  direct comparison of decayed checkpoints with the constant-rate trajectory at matched 16-bit loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from qid.laws.curves import curve_metrics, curve_table
+from qid.laws.registry import get_law
+from qid.laws.schedules import annealing_area, forward_area
+
+METRICS = ("r2", "pred_error", "worst_error")
+QID_SCHEDULE_COLUMNS = ("design", "phase", "run", "size", "train_seed", "step", "loss_16", "method", "bits", "qid", "qid_se")
+TRAIN_LOG_COLUMNS = ("design", "run", "size", "step", "lr")
+
+
+# --- Luo et al.'s curves ------------------------------------------------------------------------------------
+
+
+def luo_split_metrics(law_name: str, params_by_size: dict[str, dict], curves: dict, schedules) -> pd.DataFrame:
+    """One row per (size, schedule): the law's prediction of that measured curve scored by `curve_metrics`."""
+    law = get_law(law_name)
+    rows = []
+    for size, params in params_by_size.items():
+        for schedule in schedules:
+            curve = curves[(size, schedule)]
+            predicted = law(params, lr=curve["lr"], step=curve["steps"])
+            rows.append({"size": size, "schedule": schedule, **curve_metrics(curve["loss"], predicted)})
+    return pd.DataFrame(rows)
+
+
+def average_metrics(per_curve: pd.DataFrame) -> pd.DataFrame:
+    """Luo et al.'s summary: each metric averaged over the curves of a size (one row per size, in input order)."""
+    return per_curve.groupby("size", sort=False)[list(METRICS)].mean().reset_index()
+
+
+def fit_curves(law_name: str, runs: dict[str, dict], screen: int = 2, bootstrap: int = 0, seed: int = 0, **options):
+    """Fit a curve law to {run: {lr, steps, loss}} with the project's fitter: Huber (δ = 1e-3) on log loss,
+    the law's start grid screened and the `screen` best starts run to convergence; bootstrap by run."""
+    from qid.fitting.fit import fit_law
+
+    settings = {"loss": "huber", "delta": 1e-3, "space": "log", "starts": "grid", "screen": screen} | options
+    return fit_law(law_name, curve_table(runs), bootstrap=bootstrap, seed=seed, keep_table=False, **settings)
+
+
+# --- the suite's training logs ------------------------------------------------------------------------------
+
+
+def run_key(design: str, run: str, seed) -> str:
+    """One name per training curve: runs of two training seeds share a run name in the suite's tables."""
+    return f"{design}/{run}" + ("" if seed is None or (isinstance(seed, float) and math.isnan(seed)) else f"/seed{int(seed)}")
+
+
+def per_step_rates(steps, rates) -> np.ndarray:
+    """The learning rate of every step 0..max(steps) from a log that records it every few steps: linear
+    interpolation between logged steps, from 0 at step 0 (the suite's linear warmup starts at 0). Exact on the
+    warmup and on linear decays; on a cosine the error is second order in the logging interval."""
+    steps, rates = np.asarray(steps, dtype=float), np.asarray(rates, dtype=float)
+    order = np.argsort(steps)
+    steps, rates = steps[order], rates[order]
+    if steps[0] > 0:
+        steps, rates = np.concatenate([[0.0], steps]), np.concatenate([[0.0], rates])
+    return np.interp(np.arange(int(steps[-1]) + 1), steps, rates)
+
+
+def suite_curve_runs(train_log: pd.DataFrame, loss_column: str = "train_loss", designs=("cosine", "wsd"),
+                     after_warmup: bool = True) -> dict[str, dict]:
+    """{run key: {"lr", "steps", "loss", "design", "size", "seed"}} for every run of `designs` in a suite
+    training log, the loss taken from `loss_column` at the steps where it was logged; with `after_warmup`,
+    only steps after the rate first reaches its peak (the laws describe training after warmup, as Luo et al.'s
+    curves, which start at the end of their warmup)."""
+    missing = [column for column in (*TRAIN_LOG_COLUMNS, loss_column) if column not in train_log.columns]
+    if missing:
+        raise ValueError(f"training log lacks column(s) {', '.join(missing)}")
+    seed_column = "seed" if "seed" in train_log.columns else None
+    runs = {}
+    keys = ["design", "run"] + ([seed_column] if seed_column else [])
+    selected = train_log[train_log["design"].isin(designs)]
+    for key, rows in selected.groupby(keys, sort=True):
+        design, run, seed = key if seed_column else (*key, None)
+        rows = _with_parent_prefix(rows.sort_values("step"), selected, seed_column)
+        lr = per_step_rates(rows["step"], rows["lr"])
+        first = int(np.argmax(lr >= lr.max() * (1 - 1e-9))) if after_warmup else 1  # end of the warmup
+        measured = rows[rows[loss_column].notna() & (rows["step"] >= max(first, 1))]
+        if measured.empty:
+            continue
+        runs[run_key(design, run, seed)] = {
+            "lr": lr, "steps": measured["step"].to_numpy(int), "loss": measured[loss_column].to_numpy(float),
+            "design": design, "size": rows["size"].iloc[0], "seed": seed,
+        }
+    return runs
+
+
+def _with_parent_prefix(rows: pd.DataFrame, log: pd.DataFrame, seed_column: str | None) -> pd.DataFrame:
+    """A decay branch whose log starts late (it resumed from a checkpoint of its size's constant-rate run) gets
+    that run's logged steps before its first one: the schedule statistics need the whole history."""
+    steps = rows["step"].to_numpy()
+    interval = float(np.median(np.diff(steps))) if len(steps) > 1 else 1.0
+    if steps[0] <= 4 * max(interval, 1.0):
+        return rows
+    same = (log["design"] == rows["design"].iloc[0]) & (log["size"] == rows["size"].iloc[0]) & (log["run"] != rows["run"].iloc[0])
+    if seed_column:
+        same &= log[seed_column] == rows[seed_column].iloc[0]
+    candidates = log[same & (log["step"] < steps[0])]
+    if candidates.empty:
+        return rows
+    parent = candidates.groupby("run")["step"].count().idxmax()  # the longest-logged sibling: the constant run
+    prefix = candidates[candidates["run"] == parent].assign(run=rows["run"].iloc[0])
+    for column in ("train_loss", "eval_loss"):  # the rate only: the parent's losses stay the parent's
+        if column in prefix:
+            prefix[column] = np.nan
+    return pd.concat([prefix, rows], ignore_index=True).sort_values("step")
+
+
+# --- QiD along the schedule --------------------------------------------------------------------------------
+
+
+def has_schedule_columns(qid_table: pd.DataFrame | None) -> bool:
+    """Whether a QiD table has what the QiD-along-the-schedule analysis needs (the new suite's columns)."""
+    return qid_table is not None and set(QID_SCHEDULE_COLUMNS) <= set(qid_table.columns) and \
+        {"cosine", "wsd"} <= set(qid_table["design"])
+
+
+def checkpoint_schedule_statistics(qid_table: pd.DataFrame, runs: dict[str, dict], decay: float = 0.999) -> pd.DataFrame:
+    """The QiD table with S1 (area under the rate), S2 (annealing area, momentum `decay`, counting only drops
+    after the warmup: in runs as short as the suite's the warmup's rising rate would otherwise dominate S2) and
+    `rate_removed` = 1 − η_t/η_peak of each checkpoint's run at its step, QiD averaged over calibration seeds."""
+    keys = [column for column in ("design", "phase", "run", "size", "train_seed", "step", "method", "bits") if column in qid_table]
+    table = qid_table.groupby(keys, dropna=False, sort=False).agg(
+        loss_16=("loss_16", "mean"), qid=("qid", "mean"), qid_se=("qid_se", "mean"),
+        calib_seeds=("qid", "size")).reset_index()
+    statistics = {}
+    for key, curve in runs.items():
+        lr = curve["lr"]
+        statistics[key] = (forward_area(lr), annealing_area(lr, decay, after_warmup=True), lr, lr.max())
+    S1, S2, removed = [], [], []
+    for row in table.itertuples(index=False):
+        key = run_key(row.design, row.run, row.train_seed)
+        if key not in statistics:  # a training log without a seed column names runs without it
+            key = run_key(row.design, row.run, None)
+        if key not in statistics or row.step >= len(statistics[key][0]):
+            S1.append(np.nan), S2.append(np.nan), removed.append(np.nan)
+            continue
+        forward, area, lr, peak = statistics[key]
+        S1.append(forward[row.step]), S2.append(area[row.step]), removed.append(1 - lr[row.step] / peak)
+    return table.assign(S1=S1, S2=S2, rate_removed=removed)
+
+
+def _design_matrix(rows: pd.DataFrame, annealing: str | None, loss: bool = True, forward: bool = False,
+                   loss_degree: int = 3):
+    """Columns: per size, an intercept and (with `loss`) a polynomial of degree `loss_degree` in the 16-bit loss
+    (centred on the size's mean: QiD rises steeply and non-linearly as the loss falls); log S1 if `forward`; the
+    annealing statistic last if given."""
+    columns, names = [], []
+    for size in sorted(rows["size"].unique()):
+        mine = (rows["size"] == size).to_numpy(float)
+        columns.append(mine), names.append(f"intercept[{size}]")
+        if loss:
+            centred = rows["loss_16"].to_numpy(float) - rows.loc[mine > 0, "loss_16"].mean()
+            for power in range(1, loss_degree + 1):
+                columns.append(mine * centred**power), names.append(f"loss_16^{power}[{size}]")
+    if forward:
+        columns.append(np.log(rows["S1"].to_numpy(float))), names.append("log_S1")
+    if annealing:
+        columns.append(rows[annealing].to_numpy(float)), names.append(annealing)
+    return np.column_stack(columns), names
+
+
+def _least_squares(X, y):
+    coefficients, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
+    return coefficients, rank
+
+
+def aicc(residuals: np.ndarray, n_parameters: int) -> float:
+    """Gaussian AICc of a least-squares fit (σ profiled out; n_parameters counts σ)."""
+    n = len(residuals)
+    rss = float(residuals @ residuals)
+    k = n_parameters + 1
+    return n * math.log(rss / n) + 2 * k + 2 * k * (k + 1) / max(n - k - 1, 1)
+
+
+def decay_effect(table: pd.DataFrame, method: str, bits: int, annealing: str = "S2", bootstrap: int = 1000,
+                 seed: int = 0, confidence: float = 0.95, loss_degree: int = 3) -> dict:
+    """QiD_i = p_size(loss16_i) + c·annealing_i + ε, p_size a polynomial of degree `loss_degree` per size
+    (ordinary least squares over the checkpoints of both designs): c is the QiD that decay adds at matched
+    16-bit loss (per unit of the annealing statistic).
+    Interval for c: t quantile (residual degrees of freedom) and a percentile bootstrap that resamples whole
+    training lineages (size, design, training seed: a WSD run and its decay branches move together).
+    Also the AICc of loss only, loss + annealing, and S1 + annealing (no loss)."""
+    rows = table[(table["method"] == method) & (table["bits"] == bits)].dropna(subset=["S1", annealing, "qid", "loss_16"])
+    rows = rows.reset_index(drop=True)
+    if len(rows) < 8 or rows[annealing].nunique() < 3:
+        return {"method": method, "bits": bits, "n": len(rows), "estimable": False}
+    y = rows["qid"].to_numpy(float)
+    X, names = _design_matrix(rows, annealing, loss_degree=loss_degree)
+    coefficients, rank = _least_squares(X, y)
+    residuals = y - X @ coefficients
+    dof = len(y) - rank
+    sigma2 = float(residuals @ residuals) / max(dof, 1)
+    covariance = sigma2 * np.linalg.pinv(X.T @ X)
+    effect, effect_se = coefficients[-1], math.sqrt(covariance[-1, -1])
+    t = stats.t.ppf(0.5 + confidence / 2, max(dof, 1))
+    lineage = rows["size"].astype(str) + "/" + rows["design"].astype(str) + "/" + rows["train_seed"].astype(str)
+    labels, codes = np.unique(lineage, return_inverse=True)
+    members = [np.flatnonzero(codes == code) for code in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(bootstrap):
+        index = np.concatenate([members[code] for code in rng.integers(0, len(labels), size=len(labels))])
+        sample = rows.iloc[index]
+        if sample[annealing].nunique() < 3:
+            continue
+        X_b, _ = _design_matrix(sample, annealing, loss_degree=loss_degree)
+        coefficients_b, rank_b = _least_squares(X_b, sample["qid"].to_numpy(float))
+        if rank_b == X_b.shape[1]:
+            draws.append(coefficients_b[-1])
+    tail = 100 * (1 - confidence) / 2
+    interval = np.percentile(draws, [tail, 100 - tail]).tolist() if len(draws) >= 20 else [None, None]
+    loss_only, _ = _design_matrix(rows, None, loss_degree=loss_degree)
+    forward_only, _ = _design_matrix(rows, annealing, loss=False, forward=True)
+    fits = {}
+    for name, design in (("loss", loss_only), ("loss + annealing", X), ("S1 + annealing", forward_only)):
+        beta, rank_m = _least_squares(design, y)
+        fits[name] = aicc(y - design @ beta, rank_m)
+    return {
+        "method": method, "bits": bits, "n": len(rows), "n_lineages": len(labels), "estimable": True,
+        "annealing": annealing, "effect": float(effect), "effect_se": float(effect_se), "dof": int(dof),
+        "t_interval": [float(effect - t * effect_se), float(effect + t * effect_se)],
+        "bootstrap_interval": interval, "bootstrap_draws": len(draws), "annealing_range": float(rows[annealing].max() - rows[annealing].min()),
+        "aicc": fits, "residual_sd": math.sqrt(sigma2), "loss_degree": loss_degree,
+    }
+
+
+def matched_loss_differences(table: pd.DataFrame, method: str, bits: int) -> pd.DataFrame:
+    """Each decayed WSD checkpoint against its own size's constant-rate (stable) checkpoints at the same 16-bit
+    loss: the stable trajectory's QiD interpolated (linear in log loss) at the decayed checkpoint's loss.
+    `matched` is False where that loss lies outside the stable checkpoints' range (no extrapolation)."""
+    rows = table[(table["method"] == method) & (table["bits"] == bits) & (table["design"] == "wsd")]
+    out = []
+    for (size, seed), group in rows.groupby(["size", "train_seed"], dropna=False):
+        stable = group[group["phase"] == "stable"].sort_values("loss_16")
+        for row in group[group["phase"] == "decayed"].itertuples(index=False):
+            matched = len(stable) >= 2 and stable["loss_16"].min() <= row.loss_16 <= stable["loss_16"].max()
+            reference = float(np.interp(np.log(row.loss_16), np.log(stable["loss_16"]), stable["qid"])) if matched else np.nan
+            out.append({"size": size, "train_seed": seed, "step": row.step, "loss_16": row.loss_16, "qid": row.qid,
+                        "qid_se": row.qid_se, "qid_stable_at_same_loss": reference, "matched": matched,
+                        "difference": row.qid - reference if matched else np.nan})
+    return pd.DataFrame(out)
+
+
+def parameters_at_bounds(fit) -> list[str]:
+    """Free parameters of a fit that ended on one of their bounds (within 1e-6 relative): not identified by the data."""
+    names = []
+    for name, (low, high) in fit.bounds.items():
+        if name in fit.fixed:
+            continue
+        if any(edge is not None and abs(fit.params[name] - edge) <= 1e-6 * max(1.0, abs(edge)) for edge in (low, high)):
+            names.append(name)
+    return names
+
+
+def huber_objective(law_name: str, params: dict, runs: dict[str, dict], delta: float = 1e-3) -> float:
+    """The fits' objective (sum of Huber_δ of log-loss residuals) of a parameter set on named runs."""
+    from qid.fitting.problem import huber
+
+    law = get_law(law_name)
+    residuals = np.concatenate([np.log(run["loss"]) - np.log(law(params, lr=run["lr"], step=run["steps"]))
+                                for run in runs.values()])
+    return float(huber(residuals, delta).sum())
+
+
+def mean_with_t_interval(table: pd.DataFrame, keys: list[str], column: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Per group: count, mean of `column`, its standard error and t interval (n − 1 degrees of freedom)."""
+    rows = []
+    for key, group in table.groupby(keys):
+        values = group[column].to_numpy(float)
+        n, mean = len(values), float(values.mean())
+        se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * se) if n > 1 else math.nan
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "pairs": n, f"mean {column}": mean,
+                     "se": se, "t interval": [mean - half, mean + half]})
+    return pd.DataFrame(rows)
+
+
+def choose_loss_degree(table: pd.DataFrame, method: str, bits: int, degrees=(1, 2, 3, 4)) -> int:
+    """The degree of the per-size polynomial in the 16-bit loss with the lowest AICc for QiD on loss alone (no
+    annealing term): how flexible the 'what the loss explains' part of `decay_effect` must be for these data."""
+    rows = table[(table["method"] == method) & (table["bits"] == bits)].dropna(subset=["qid", "loss_16"])
+    scores = {}
+    for degree in degrees:
+        X, _ = _design_matrix(rows, None, loss_degree=degree)
+        beta, rank = _least_squares(X, rows["qid"].to_numpy(float))
+        if len(rows) - rank > 2:
+            scores[degree] = aicc(rows["qid"].to_numpy(float) - X @ beta, rank)
+    return min(scores, key=scores.get)

@@ -1,0 +1,83 @@
+"""A Ray cluster for the book's long jobs: joining or starting one, task resources, and failures after retries.
+
+Shared by the two Ray runners, `qid.measure.ray_sweep` (one task per checkpoint of a QiD sweep) and
+`qid.suite.ray_training` (one task per training group of the suite); neither imports the other.
+
+`connect(address)` joins a cluster: None starts a private local one; 'auto' joins the one started on this
+machine with `ray start`; 'ray://HOST:10001' uses Ray Client. On a cluster the repository (without .venv,
+.git, runs/) is shipped to the workers as the job's working directory, so they run the driver's code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from qid.common.paths import REPO_ROOT
+
+DEFAULT_ATTEMPTS = 3  # tries per task: the first run and two retries
+# Not shipped to a cluster's workers: environments, history, large regenerable outputs.
+SHIPPING_EXCLUDES = [".git", ".venv", ".venv-bench", "runs", "_build", "chapters", "**/__pycache__", "*.pt",
+                     "*.egg-info", ".pytest_cache"]
+
+
+class DistributedSweepError(RuntimeError):
+    """Some checkpoints (named in the message) failed after their retries; `summary` has everything else."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
+
+def ray_module():
+    """The `ray` package, imported on first use (it is slow to import and only --ray needs it)."""
+    try:
+        import ray
+    except ImportError as error:  # pragma: no cover - ray is a requirement
+        raise RuntimeError("--ray needs the `ray` package (pip install -r requirements.txt)") from error
+    return ray
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, log=None) -> dict:
+    """Join (or start) a Ray cluster unless already connected; returns the cluster's resources.
+
+    address None or 'local': a private cluster on this machine (`num_cpus` CPUs; all of them when None).
+    Anything else ('auto', 'HOST:6379', 'ray://HOST:10001') joins a running cluster and ships the repository
+    as the job's working directory.
+    """
+    ray = ray_module()
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if not ray.is_initialized():
+        if address in (None, "", "local"):
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            runtime_env = {"working_dir": str(REPO_ROOT), "excludes": SHIPPING_EXCLUDES}
+            try:
+                ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+            except ConnectionError as error:
+                raise ValueError(
+                    f"--ray {address}: no Ray cluster reachable there ({str(error).splitlines()[0]}); a cluster with "
+                    "token authentication (the default of `ray start` in Ray 2.60) also needs RAY_AUTH_MODE=token "
+                    "and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token) in the driver's environment") from error
+    resources = ray.cluster_resources()
+    log(f"Ray cluster: {resources.get('CPU', 0):g} CPU(s), {resources.get('GPU', 0):g} GPU(s) on "
+        f"{len([node for node in ray.nodes() if node.get('Alive')])} node(s)")
+    return resources
+
+
+def task_resources(device: str, resources: dict, cpus_per_task: int = 1) -> dict:
+    """The resource request of one task: a whole GPU when the cluster has GPUs and the device allows it."""
+    gpus = resources.get("GPU", 0)
+    if str(device).startswith("cuda") and gpus < 1:
+        raise ValueError(f"device={device!r}: the Ray cluster has no GPU; use --device auto or cpu")
+    if device != "cpu" and gpus >= 1:
+        return {"num_gpus": 1, "num_cpus": 1}
+    return {"num_cpus": cpus_per_task}
+
+
+def failure_text(error, input_errors: tuple = ()) -> tuple[str, bool]:
+    """(one line describing a task failure, whether retrying could help: not for one of `input_errors`)."""
+    cause = getattr(error, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}", not isinstance(cause, input_errors)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}", True

@@ -1,0 +1,8 @@
+"""The scaling laws as data: the law registry, loss-curve laws and schedules, projections, published tables.
+
+Each law is a plain function with named parameters, bounds and published parameter sets (`registry`);
+loss-curve laws over learning-rate schedules (`curves`, `schedules`); projections of QiD and the data
+size where it reaches a level (`projection`); published reference data (`chinchilla`, `reference`: Ouyang
+et al.'s Table 1 and the scale gap to Pythia).
+It may import `qid.common` only: laws do not know how they are fitted.
+"""

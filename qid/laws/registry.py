@@ -1,0 +1,432 @@
+"""The registry of scaling laws: each law a plain function with named parameters, registered once.
+
+A law maps its variables (some of N = non-embedding parameters, D = training tokens, P = weight bits) and
+named parameters to a predicted quantity (QiD in nats, or a loss in nats). Published parameter sets are
+attached to the law as data, each with its source and how sure we are of it. lmfit wraps these functions
+directly (`qid.fitting.fit`), so a parameter's name here is its name in every fit report and JSON file.
+
+Readers may register their own law in a notebook with `register_law(Law(...))`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+VARIABLE_NAMES = ("N", "D", "P", "lr", "step")
+VARIABLE_DESCRIPTIONS = {
+    "N": "non-embedding parameters",
+    "D": "training tokens",
+    "P": "weight bit width (bits)",
+    # curve laws (qid.laws.curves): the loss along one run as a function of its learning-rate schedule
+    "lr": "learning rate of every optimizer step 0..T-1 of one run",
+    "step": "optimizer steps at which the loss is predicted",
+}
+
+
+# --- the law functions ----------------------------------------------------------------------------------
+# Each docstring gives the equation and its source. numpy broadcasting lets every law take scalars or arrays.
+
+
+def ouyang_unified(N, D, P, k, alpha, beta, gamma):
+    """Unified QiD law of Ouyang et al. (2024), eq. for GPTQ on all Pythia checkpoints:
+
+    QiD(N, D, P) = k · D^β / (N^α · P^γ)
+    """
+    return k * np.power(D, beta) / (np.power(N, alpha) * np.power(P, gamma))
+
+
+def ouyang_per_bit(N, D, k, alpha, beta):
+    """QiD law for one bit width (Ouyang et al. 2024, the unified law with P fixed):
+
+    QiD(N, D) = k · D^β / N^α
+    """
+    return k * np.power(D, beta) / np.power(N, alpha)
+
+
+def pythia_loss16(N, D, N_c, D_c, alpha_N, alpha_D):
+    """16-bit loss law Ouyang et al. (2024) fitted on Pythia (the Kaplan et al. 2020 L(N, D) form):
+
+    Loss_16(N, D) = [ (N_c / N)^(α_N / α_D) + D_c / D ]^α_D
+    """
+    return np.power(np.power(N_c / N, alpha_N / alpha_D) + D_c / D, alpha_D)
+
+
+def kumar_ptq(N, D, P, C_T, gamma_D, gamma_N, gamma_post):
+    """Post-training-quantization degradation of Kumar et al. (2024), "Scaling Laws for Precision":
+
+    δ_PTQ(N, D, P) = C_T · (D^γ_D / N^γ_N) · exp(−P / γ_post)
+    """
+    return C_T * np.power(D, gamma_D) / np.power(N, gamma_N) * np.exp(-P / gamma_post)
+
+
+def chinchilla(N, D, A, B, E, alpha, beta):
+    """Chinchilla approach-3 loss law (Hoffmann et al. 2022):
+
+    L(N, D) = E + A / N^α + B / D^β
+    """
+    return E + A / np.power(N, alpha) + B / np.power(D, beta)
+
+
+# --- the registry ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """Named values for all of a law's parameters, with where they come from.
+
+    status: 'published' (printed in the source), 'derived' (computed from published numbers) or 'fitted'
+    (fitted by this book); `note` says anything a reader must know (e.g. a value whose label is garbled).
+    """
+
+    values: dict[str, float]
+    source: str
+    status: str = "published"
+    note: str = ""
+
+
+@dataclass
+class Law:
+    name: str
+    function: Callable
+    response: str  # the CSV column the law predicts: 'qid' or 'loss'
+    formula: str  # plain-text equation, for the CLI
+    latex: str  # the same equation in LaTeX, for the book
+    source: str  # bibliography key / citation
+    parameter_sets: dict[str, ParameterSet] = field(default_factory=dict)
+    # Default bounds for fitting: {param: (min, max)}; None means unbounded on that side. Exponents of the QiD laws
+    # are bounded symmetrically about zero, so that no bound hides the sign of an effect.
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The law's inputs among N, D, P, in the order of the function signature."""
+        names = inspect.signature(self.function).parameters
+        return tuple(name for name in names if name in VARIABLE_NAMES)
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        names = inspect.signature(self.function).parameters
+        return tuple(name for name in names if name not in VARIABLE_NAMES)
+
+    def __call__(self, params: dict[str, float], **variables):
+        """Evaluate the law: `law(params, N=..., D=..., P=...)`; extra variables the law does not use are ignored."""
+        missing = [name for name in self.variables if name not in variables or variables[name] is None]
+        if missing:
+            raise ValueError(f"law {self.name} needs {', '.join(missing)} ({self.describe_variables(missing)})")
+        missing_params = [name for name in self.parameters if name not in params]
+        if missing_params:
+            raise ValueError(f"law {self.name}: parameter set lacks {', '.join(missing_params)}")
+        inputs = {name: np.asarray(variables[name], dtype=float) for name in self.variables}
+        values = {name: float(params[name]) for name in self.parameters}
+        return self.function(**inputs, **values)
+
+    @staticmethod
+    def describe_variables(names) -> str:
+        return "; ".join(f"{name} = {VARIABLE_DESCRIPTIONS[name]}" for name in names)
+
+    def parameter_set(self, name: str) -> ParameterSet:
+        if name not in self.parameter_sets:
+            known = ", ".join(self.parameter_sets) or "none"
+            raise KeyError(f"law {self.name} has no parameter set {name!r}; known sets: {known} (or give a fit JSON path)")
+        return self.parameter_sets[name]
+
+
+LAWS: dict[str, Law] = {}
+
+
+def register_law(law: Law) -> Law:
+    """Add a law to the registry (replacing one of the same name: a notebook may redefine its own law)."""
+    unknown_bounds = set(law.bounds) - set(law.parameters)
+    if unknown_bounds:
+        raise ValueError(f"law {law.name}: bounds given for unknown parameter(s) {sorted(unknown_bounds)}")
+    for set_name, parameter_set in law.parameter_sets.items():
+        if set(parameter_set.values) != set(law.parameters):
+            raise ValueError(
+                f"law {law.name}: parameter set {set_name!r} has {sorted(parameter_set.values)}, "
+                f"expected {sorted(law.parameters)}"
+            )
+    LAWS[law.name] = law
+    return law
+
+
+def get_law(name: str) -> Law:
+    if name not in LAWS:
+        raise KeyError(f"unknown law {name!r}; registered laws: {', '.join(sorted(LAWS))}")
+    return LAWS[name]
+
+
+# Published constants, each once. Sources: ../shared/reference/papers.md and the papers cited in book/references.bib.
+OUYANG_UNIFIED_PUBLISHED = {"k": 0.017, "alpha": 0.2261, "beta": 0.5251, "gamma": 5.4967}
+
+register_law(
+    Law(
+        name="ouyang_unified",
+        function=ouyang_unified,
+        response="qid",
+        formula="QiD = k * D^beta / (N^alpha * P^gamma)",
+        latex=r"\mathrm{QiD}(N, D, P) = k\,\frac{D^{\beta}}{N^{\alpha}\,P^{\gamma}}",
+        source="ouyang2024lowbit",
+        parameter_sets={
+            "published": ParameterSet(
+                OUYANG_UNIFIED_PUBLISHED,
+                source="Ouyang et al. 2024, unified law fitted on GPTQ-quantized Pythia checkpoints",
+            ),
+        },
+        bounds={"k": (0, None), "alpha": (-3, 3), "beta": (-3, 3), "gamma": (-20, 20)},
+    )
+)
+
+
+def _per_bit_from_unified(bits: int) -> ParameterSet:
+    """The unified law with P fixed: k_P = k / P^γ. Derived, not printed in the paper."""
+    published = OUYANG_UNIFIED_PUBLISHED
+    return ParameterSet(
+        {"k": published["k"] / bits ** published["gamma"], "alpha": published["alpha"], "beta": published["beta"]},
+        source=f"Ouyang et al. 2024 unified law at P = {bits}",
+        status="derived",
+    )
+
+
+register_law(
+    Law(
+        name="ouyang_per_bit",
+        function=ouyang_per_bit,
+        response="qid",
+        formula="QiD = k * D^beta / N^alpha   (one bit width)",
+        latex=r"\mathrm{QiD}_P(N, D) = k_P\,\frac{D^{\beta_P}}{N^{\alpha_P}}",
+        source="ouyang2024lowbit",
+        parameter_sets={f"unified_P{bits}": _per_bit_from_unified(bits) for bits in (2, 3, 4)},
+        bounds={"k": (0, None), "alpha": (-3, 3), "beta": (-3, 3)},
+    )
+)
+
+register_law(
+    Law(
+        name="pythia_loss16",
+        function=pythia_loss16,
+        response="loss",
+        formula="Loss16 = ((N_c / N)^(alpha_N / alpha_D) + D_c / D)^alpha_D",
+        latex=r"L_{16}(N, D) = \left[\left(\frac{N_c}{N}\right)^{\alpha_N/\alpha_D} + \frac{D_c}{D}\right]^{\alpha_D}",
+        source="ouyang2024lowbit",
+        parameter_sets={
+            "published": ParameterSet(
+                {"N_c": 4.74e19, "D_c": 7.63e10, "alpha_N": 0.045, "alpha_D": 0.399},
+                source="Ouyang et al. 2024, 16-bit loss law fitted on Pythia",
+            ),
+        },
+        bounds={"N_c": (0, None), "D_c": (0, None), "alpha_N": (0, 2), "alpha_D": (0, 2)},
+    )
+)
+
+register_law(
+    Law(
+        name="kumar_ptq",
+        function=kumar_ptq,
+        response="qid",
+        formula="delta_PTQ = C_T * D^gamma_D / N^gamma_N * exp(-P / gamma_post)",
+        latex=r"\delta_{\mathrm{PTQ}}(N, D, P) = C_T\,\frac{D^{\gamma_D}}{N^{\gamma_N}}\,e^{-P/\gamma_{\mathrm{post}}}",
+        source="kumar2024precision",
+        parameter_sets={
+            "published": ParameterSet(
+                {"C_T": 0.0598, "gamma_D": 0.5068, "gamma_N": 0.3439, "gamma_post": 0.5907},
+                source="Kumar et al. 2024, PTQ degradation fit on OLMo-style models (30M-220M, 1.5B-26B tokens)",
+                note="gamma_post's label is garbled in the source; its value is treated as uncertain. Reading 1 of 2: "
+                     "the fitted offset b = 1.1277 printed next to gamma_post (Appendix K) left out",
+            ),
+            "published_with_offset": ParameterSet(
+                {"C_T": 0.0598 * math.exp(1.1277), "gamma_D": 0.5068, "gamma_N": 0.3439, "gamma_post": 0.5907},
+                source="Kumar et al. 2024, as 'published' with the fitted offset b = 1.1277 (Appendix K) read as a "
+                       "factor e^b on the prefactor: C_T = 0.0598 * e^1.1277",
+                status="derived",
+                note="Reading 2 of 2: the source does not say where b enters; this reading multiplies delta_PTQ by "
+                     "e^b = 3.09. An open choice",
+            ),
+        },
+        bounds={"C_T": (0, None), "gamma_D": (-3, 3), "gamma_N": (-3, 3), "gamma_post": (1e-3, 50)},
+    )
+)
+
+register_law(
+    Law(
+        name="chinchilla",
+        function=chinchilla,
+        response="loss",
+        formula="L = E + A / N^alpha + B / D^beta",
+        latex=r"L(N, D) = E + \frac{A}{N^{\alpha}} + \frac{B}{D^{\beta}}",
+        source="hoffmann2022chinchilla",
+        parameter_sets={
+            "published": ParameterSet(
+                {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28},
+                source="Hoffmann et al. 2022, approach 3",
+            ),
+            "epoch_refit": ParameterSet(
+                {"A": 482.01, "B": 2085.43, "E": 1.817, "alpha": 0.3478, "beta": 0.3658},
+                source="Besiroglu et al. 2024 (Epoch AI), refit on 240 points extracted from Hoffmann et al. Figure 4",
+            ),
+            "kumar_base": ParameterSet(
+                {"A": 4.299e3, "B": 1.806e4, "E": 2.7648, "alpha": 0.4965, "beta": 0.4965},
+                source="Kumar et al. 2024, base loss law (alpha = beta tied) on OLMo-style models, Dolma v1.7",
+            ),
+        },
+        bounds={"A": (0, None), "B": (0, None), "E": (0, None), "alpha": (0, 3), "beta": (0, 3)},
+    )
+)
+
+
+# --- Ouyang et al.'s separate laws (one factor at a time) -------------------------------------------------
+# The paper fits QiD against one variable at a time, each with a free prefactor. It prints the exponents
+# (below) but not the prefactors, so these laws carry no parameter set: a complete published set does not
+# exist. Fit the prefactor with the exponent fixed, e.g. fit_law(law, data, fixed=OUYANG_SEPARATE_EXPONENTS[name]).
+
+
+def ouyang_separate_D(D, k, beta):
+    """QiD against training tokens alone (Ouyang et al. 2024): QiD(D) = k · D^β.
+
+    Published exponent β = 0.5316; the prefactor k is not published.
+    """
+    return k * np.power(D, beta)
+
+
+def ouyang_separate_N(N, k, alpha):
+    """QiD against model size alone (Ouyang et al. 2024): QiD(N) = k · N^(−α).
+
+    Published exponent α = 0.2276; the prefactor k is not published.
+    """
+    return k / np.power(N, alpha)
+
+
+def ouyang_separate_P(P, k, gamma):
+    """QiD against bit width alone (Ouyang et al. 2024): QiD(P) = k · P^(−γ).
+
+    Published exponent γ = 5.4812; the prefactor k is not published.
+    """
+    return k / np.power(P, gamma)
+
+
+# The published exponents only (prefactors open), keyed by law name.
+OUYANG_SEPARATE_EXPONENTS = {
+    "ouyang_separate_D": {"beta": 0.5316},
+    "ouyang_separate_N": {"alpha": 0.2276},
+    "ouyang_separate_P": {"gamma": 5.4812},
+}
+
+register_law(
+    Law(
+        name="ouyang_separate_D",
+        function=ouyang_separate_D,
+        response="qid",
+        formula="QiD = k * D^beta   (D alone)",
+        latex=r"\mathrm{QiD}(D) = k\,D^{\beta}",
+        source="ouyang2024lowbit",
+        bounds={"k": (0, None), "beta": (-3, 3)},
+    )
+)
+
+register_law(
+    Law(
+        name="ouyang_separate_N",
+        function=ouyang_separate_N,
+        response="qid",
+        formula="QiD = k * N^(-alpha)   (N alone)",
+        latex=r"\mathrm{QiD}(N) = k\,N^{-\alpha}",
+        source="ouyang2024lowbit",
+        bounds={"k": (0, None), "alpha": (-3, 3)},
+    )
+)
+
+register_law(
+    Law(
+        name="ouyang_separate_P",
+        function=ouyang_separate_P,
+        response="qid",
+        formula="QiD = k * P^(-gamma)   (P alone)",
+        latex=r"\mathrm{QiD}(P) = k\,P^{-\gamma}",
+        source="ouyang2024lowbit",
+        bounds={"k": (0, None), "gamma": (-20, 20)},
+    )
+)
+
+
+# --- loss-curve laws (functions of a learning-rate schedule; qid.laws.curves, qid.laws.schedules) ----------------
+
+from qid.laws.curves import LUO_BOUNDS, LUO_PUBLISHED, TISSUE_BOUNDS, luo_multipower, tissue_annealing  # noqa: E402
+
+register_law(
+    Law(
+        name="tissue_annealing",
+        function=tissue_annealing,
+        response="loss",
+        formula="L(t) = L0 + A * S1(t)^(-alpha) - C * S2(t); S2 = sum of m_i, m_i = decay * m_(i-1) + (lr_(i-1) - lr_i)",
+        latex=r"L(t) = L_0 + A\,S_1(t)^{-\alpha} - C\,S_2(t),\quad S_2(t) = \sum_{i \le t} m_i,\ m_i = \lambda m_{i-1} + (\eta_{i-1} - \eta_i)",
+        source="tissue2024annealing",
+        bounds=TISSUE_BOUNDS,
+    )
+)
+
+register_law(
+    Law(
+        name="luo_multipower",
+        function=luo_multipower,
+        response="loss",
+        formula="L(t) = L0 + A * S1(t)^(-alpha) - B * sum_k (lr_(k-1) - lr_k) * (1 - (C * lr_k^(-gamma) * S_k(t) + 1)^(-beta))",
+        latex=r"L(t) = L_0 + A\,S_1(t)^{-\alpha} - B \sum_{k=1}^{t} (\eta_{k-1} - \eta_k)\left[1 - \left(C\,\eta_k^{-\gamma} S_k(t) + 1\right)^{-\beta}\right]",
+        source="luo2025multipower",
+        parameter_sets={
+            f"published_{size}": ParameterSet(
+                values, source=f"Luo et al. 2025, {size} model, fitted on cosine_24000, constant_24000 and wsdcon_9"
+            )
+            for size, values in LUO_PUBLISHED.items()
+        },
+        bounds=LUO_BOUNDS,
+    )
+)
+
+
+# --- parameter sets from fits ---------------------------------------------------------------------------
+
+
+def read_fit_file(path: str | Path) -> dict:
+    """The content of a fit JSON written by the book (`{"law": ..., "params": {...}, ...}`), checked for those keys."""
+    path = Path(path)
+    try:
+        content = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such fit file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(content, dict) or "law" not in content or "params" not in content:
+        raise ValueError(f"{path}: not a fit file (needs keys 'law' and 'params')")
+    return content
+
+
+def load_fit_parameters(path: str | Path, law_name: str | None = None) -> tuple[str, dict[str, float]]:
+    """Read a fit JSON written by the book and return (law, params).
+
+    If `law_name` is given, the file must hold a fit of that law.
+    """
+    content = read_fit_file(path)
+    if law_name is not None and content["law"] != law_name:
+        raise ValueError(f"{path}: holds a fit of law {content['law']!r}, not {law_name!r}")
+    law = get_law(content["law"])
+    params = {name: float(value) for name, value in content["params"].items()}
+    missing = set(law.parameters) - set(params)
+    if missing:
+        raise ValueError(f"{path}: parameters {sorted(missing)} of law {law.name} are missing")
+    return law.name, params
+
+
+def resolve_parameters(law: Law, params: str) -> dict[str, float]:
+    """`params` is a parameter-set name attached to the law, or the path of a fit JSON of that law."""
+    if params in law.parameter_sets:
+        return dict(law.parameter_sets[params].values)
+    if params.endswith(".json") or Path(params).exists():
+        return load_fit_parameters(params, law.name)[1]
+    law.parameter_set(params)  # raises KeyError listing the known sets
+    raise AssertionError("unreachable")
