@@ -32,6 +32,18 @@ def test_components_are_recovered_from_the_repeats(synthetic):
     assert np.allclose(rows["qid_se_total"] ** 2, rows["var_window"] + rows["var_calibration"] + rows["var_training"])
 
 
+def test_every_method_with_calibration_seeds_gets_a_calibration_variance(synthetic):
+    """GPTQ on a format grid (issue 23) is calibrated too: the error model reads that from the rows' calib_seed,
+    not from a list of names (a copy of the quantizers' list missed 'gptq-mxfp4')."""
+    table, _ = synthetic
+    renamed = table.assign(method=table["method"].replace({"gptq": "gptq-mxfp4"}))
+    rows, _ = variance_components(renamed)
+    format_rows = rows[rows["method"] == "gptq-mxfp4"]
+    assert len(format_rows) and (format_rows["calibration_from"] != "none (no calibration)").all()
+    assert (format_rows["var_calibration"] > 0).any()
+    assert (rows.loc[rows["method"] == "rtn", "var_calibration"] == 0).all()
+
+
 def test_collapsing_seeds_keeps_one_row_per_checkpoint_and_shrinks_only_the_calibration_part(synthetic):
     table, _ = synthetic
     rows, _ = variance_components(table)

@@ -133,7 +133,7 @@ def test_sixteen_bits_leaves_the_model_unchanged(random_model):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(method="fp8", bits=4), "unknown quantization method"),
+    (dict(method="fp6", bits=4), "unknown quantization method"),
     (dict(method="rtn", bits=1), "bits must be an integer from 2 to 16"),
     (dict(method="rtn", bits=17), "bits must be an integer from 2 to 16"),
     (dict(method="rtn", bits=2.5), "bits must be an integer"),

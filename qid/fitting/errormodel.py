@@ -4,7 +4,7 @@ A row's QiD (one checkpoint, quantizer, bit width, calibration seed) differs fro
 size, data and bit width for three reasons, each estimated from the suite's own repeats:
 
 1. **Eval windows** — `qid_se`, the paired standard error over the eval windows (measured per row).
-2. **Calibration seed** (GPTQ, AWQ; RTN has none) — the variance of QiD across calibration seeds 0, 1, 2 on
+2. **Calibration seed** (GPTQ, AWQ, GPTQ on a format grid: the methods whose rows carry a `calib_seed`; RTN has none) — the variance of QiD across calibration seeds 0, 1, 2 on
    the checkpoints that have them, pooled per size × bits × method (mean of the per-checkpoint sample
    variances; a checkpoint has only 2 degrees of freedom, too few to weight its own rows by). Groups without
    repeats borrow the pooled value of their bits × method. It contains a little window noise too (different
@@ -32,7 +32,6 @@ from qid.common.csvtables import DataError, check_table
 CELL = ["run", "step", "method", "bits"]  # one checkpoint measured with one quantizer at one bit width
 REQUIRED = ("design", "phase", "run", "size", "N", "train_seed", "step", "tokens", "tokens_per_parameter",
             "method", "bits", "calib_seed", "qid", "qid_se")
-CALIBRATED_METHODS = ("gptq", "awq")  # quantizers whose result depends on a calibration sample
 RUNG_TOLERANCE = 0.02  # two checkpoints whose tokens per parameter differ by < 2 % are at the same rung
 
 
@@ -40,9 +39,18 @@ def _pool(values: pd.DataFrame, keys: list[str], column: str) -> pd.Series:
     return values.groupby(keys)[column].mean()
 
 
+def calibrated_methods(table: pd.DataFrame) -> set:
+    """The methods whose rows carry a calibration seed (GPTQ, AWQ, GPTQ on a format grid, …).
+
+    Read from the table rather than from a list of names: the quantizers' list (`qid.measure.quantize.
+    CALIBRATED_METHODS`) is in a wing this one may not import, and a copy of it went stale as methods were added;
+    the measurement writes `calib_seed` exactly for the calibrated methods."""
+    return set(table.loc[table["calib_seed"].notna(), "method"])
+
+
 def calibration_variance(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-checkpoint sample variances across calibration seeds, pooled variance per size × bits × method)."""
-    calibrated = table[table["method"].isin(CALIBRATED_METHODS) & table["calib_seed"].notna()]
+    calibrated = table[table["calib_seed"].notna()]
     grouped = calibrated.groupby(["size", *CELL])["qid"]
     cells = grouped.agg(["var", "count", "mean"]).reset_index()
     cells = cells[cells["count"] >= 2].rename(columns={"var": "variance", "count": "seeds", "mean": "qid_mean"})
@@ -76,8 +84,9 @@ def variance_components(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     by_group = pooled.set_index(["size", "bits", "method"])["variance"]
     by_bits = pooled.groupby(["bits", "method"])["variance"].mean()
     calibration, source = [], []
+    calibrated = calibrated_methods(out)
     for size, bits, method in zip(out["size"], out["bits"], out["method"]):
-        if method not in CALIBRATED_METHODS:
+        if method not in calibrated:
             calibration.append(0.0), source.append("none (no calibration)")
         elif (size, bits, method) in by_group.index:
             calibration.append(float(by_group[(size, bits, method)])), source.append("size×bits×method")

@@ -69,6 +69,23 @@ def quantize_to_grid(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, b
     return scale * (q - zero)
 
 
+class IntegerGrid:
+    """GPTQ's default grid: the uniform integer grid, fitted per row of a group (`grid_parameters`).
+
+    `quantize.gptq_quantize` takes any object with these two methods; `qid.measure.blockformats.FormatGrid` is
+    the floating-point one."""
+
+    def __init__(self, bits: int, symmetric: bool = False):
+        self.bits, self.symmetric = bits, symmetric
+
+    def fit(self, group_columns: torch.Tensor):
+        return grid_parameters(group_columns, self.bits, self.symmetric)
+
+    def quantize(self, columns: torch.Tensor, parameters) -> torch.Tensor:
+        scale, zero = parameters
+        return quantize_to_grid(columns, scale, zero, self.bits)
+
+
 def group_bounds(columns: int, group_size: int) -> list[tuple[int, int]]:
     if group_size == PER_CHANNEL or group_size >= columns:
         return [(0, columns)]

@@ -27,6 +27,9 @@ Pythia GPTQ checkpoints of Ouyang et al. 2024:
 * ``bnb`` (= ``bnb-nf4``), ``bnb-fp4`` — bitsandbytes' 4-bit NF4/FP4 block quantization (absmax per block of
   ``group_size``), quantized and dequantized with bitsandbytes itself where that library runs; elsewhere
   `QuantizerUnavailable` says why and a sweep skips the cell.
+* ``fp8`` (E4M3), ``fp8-e5m2``, ``fp4`` (E2M1), ``mxfp4``, ``nvfp4`` — floating-point and micro-scaled formats
+  written from their specifications (`qid.measure.blockformats`, `qid.measure.fpformats`); ``gptq-<format>`` is
+  GPTQ's error feedback on that format's grid. Each exists at its own bit width only (8 or 4).
 
 Bits: any integer 2–16; 16 means "keep the 16-bit model" (the baseline; nothing is changed). Group size:
 a positive integer (128 by default), or -1 for one group per output row (per-channel).
@@ -46,12 +49,15 @@ from qid.common.runtime import autocast
 # AWQ and the integer grids live in their own modules; their public names are re-exported here for callers.
 from qid.measure.awq import (AWQ_CLIP_GRID, AWQ_CLIP_MAX_SHRINK, AWQ_GRID, AWQ_MAX_ROWS,  # noqa: F401
                              AWQ_UNCLIPPED_MARKERS, AWQ_UNSCALED_SUFFIXES, InputSampler, awq_clip, awq_quantize)
+from qid.measure import blockformats
+from qid.measure.blockformats import FORMAT_BITS, format_quantize, gptq_grid
 from qid.measure.intgrid import (BASELINE_BITS, DEFAULT_GROUP_SIZE, MAX_BITS, MIN_BITS, PER_CHANNEL,  # noqa: F401
-                                 QuantizationError, grid_parameters, group_bounds, quantize_to_grid, rtn_quantize,
+                                 IntegerGrid, QuantizationError, grid_parameters, group_bounds, quantize_to_grid, rtn_quantize,
                                  validate_bits, validate_group_size)
 
-METHODS = ("rtn", "gptq", "awq", "bnb", "bnb-nf4", "bnb-fp4")
-CALIBRATED_METHODS = ("gptq", "awq")
+GPTQ_FORMAT_METHODS = tuple(f"gptq-{name}" for name in FORMAT_BITS)  # GPTQ's error feedback on a format's grid
+METHODS = ("rtn", "gptq", "awq", "bnb", "bnb-nf4", "bnb-fp4") + tuple(FORMAT_BITS) + GPTQ_FORMAT_METHODS
+CALIBRATED_METHODS = ("gptq", "awq") + GPTQ_FORMAT_METHODS  # quantizers whose result depends on a calibration sample
 BNB_METHODS = ("bnb", "bnb-nf4", "bnb-fp4")
 DEFAULT_DAMP = 0.01  # GPTQ dampening, fraction of the mean Hessian diagonal (the reference code's 1 %)
 DEFAULT_BLOCK_SIZE = 128  # GPTQ lazy-batch width (columns)
@@ -72,6 +78,22 @@ def check_combination(method: str, bits: int) -> None:
     """Combinations a method does not support (bitsandbytes' NF4/FP4 exist only at 4 bits)."""
     if method in BNB_METHODS and bits not in (4, BASELINE_BITS):
         raise QuantizationError(f"method {method!r} (bitsandbytes NF4/FP4) quantizes to 4 bits only, got bits={bits}")
+    format_bits = method_format_bits(method)
+    if format_bits is not None and bits not in (format_bits, BASELINE_BITS):
+        raise QuantizationError(f"method {method!r} is a {format_bits}-bit format, got bits={bits}")
+
+
+def effective_group_size(method: str, group_size) -> int:
+    """The group (block) length a method really uses: MXFP4's 32 and NVFP4's 16 whatever was asked; else `group_size`."""
+    if method_format_bits(method) is not None:
+        return blockformats.effective_group_size(method, group_size)
+    return validate_group_size(group_size)
+
+
+def method_format_bits(method: str) -> int | None:
+    """The bit width of a floating-point format method ('gptq-mxfp4' → 4), None for the integer/bnb methods."""
+    base = method[len("gptq-"):] if method in GPTQ_FORMAT_METHODS else method
+    return FORMAT_BITS.get(base)
 
 
 # ------------------------------------------------------------------------------------------------ GPTQ
@@ -84,6 +106,7 @@ def gptq_quantize(
     damp: float = DEFAULT_DAMP,
     act_order: bool = False,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    grid=None,
 ) -> torch.Tensor:
     """GPTQ of one weight [out, in] given the Hessian H = 2·XXᵀ/n of its inputs [in, in]; returns Ŵ (input dtype).
 
@@ -92,7 +115,8 @@ def gptq_quantize(
     columns are quantized one by one with the scaled error (w − q)/[H⁻¹]ᵢᵢ subtracted from the remaining
     columns, `block_size` columns at a time. With groups, each group's grid is fitted when quantization
     reaches its first column, on the error-updated weights of that group. With act-order the columns are
-    visited by decreasing diag(H) and the groups follow that order.
+    visited by decreasing diag(H) and the groups follow that order. `grid` (default `IntegerGrid(bits,
+    symmetric)`) fits each group's parameters and rounds columns onto them.
     """
     bits, group_size = validate_bits(bits), validate_group_size(group_size)
     if bits == BASELINE_BITS:
@@ -111,9 +135,10 @@ def gptq_quantize(
         W, H = W[:, permutation], H[permutation][:, permutation]
     H_inverse_upper = _damped_inverse_cholesky(H, damp)
 
+    grid = IntegerGrid(bits, symmetric) if grid is None else grid
     Q = torch.zeros_like(W)
     group = columns if group_size == PER_CHANNEL else group_size
-    scale = zero = None
+    parameters = None
     for start in range(0, columns, block_size):
         stop = min(start + block_size, columns)
         W_block = W[:, start:stop].clone()
@@ -127,9 +152,9 @@ def gptq_quantize(
                 group_stop = min(column + group, columns)
                 within = W_block[:, i : min(group_stop, stop) - start]
                 beyond = W[:, stop:group_stop] if group_stop > stop else W[:, :0]
-                scale, zero = grid_parameters(torch.cat([within, beyond], dim=1), bits, symmetric)
+                parameters = grid.fit(torch.cat([within, beyond], dim=1))
             w = W_block[:, i]
-            q = quantize_to_grid(w.unsqueeze(1), scale, zero, bits).squeeze(1)
+            q = grid.quantize(w.unsqueeze(1), parameters).squeeze(1)
             Q_block[:, i] = q
             error = (w - q) / H_inv_block[i, i]
             W_block[:, i:] -= error.unsqueeze(1) @ H_inv_block[i, i:].unsqueeze(0)
@@ -139,6 +164,16 @@ def gptq_quantize(
     if permutation is not None:
         Q = Q[:, torch.argsort(permutation)]
     return Q.to(weight.dtype)
+
+
+def gptq_format_quantize(weight: torch.Tensor, hessian: torch.Tensor, method: str, group_size=DEFAULT_GROUP_SIZE,
+                         damp: float = DEFAULT_DAMP, act_order: bool = False,
+                         block_size: int = DEFAULT_BLOCK_SIZE) -> torch.Tensor:
+    """GPTQ (error feedback through the inverse Hessian) onto a floating-point format's grid; `method` is
+    'gptq-<format>' or a bare format name ('mxfp4'). Returns Ŵ in the input dtype."""
+    grid, length, element_bits = gptq_grid(weight, method, group_size, act_order)
+    return gptq_quantize(weight, hessian, element_bits, length, damp=damp, act_order=act_order,
+                         block_size=block_size, grid=grid)
 
 
 def _damped_inverse_cholesky(H: torch.Tensor, damp: float) -> torch.Tensor:
@@ -323,6 +358,8 @@ def quantize_model(
         for name, module in tqdm(linears.items(), desc=method, unit="layer", disable=not progress, leave=False):
             if method == "rtn":
                 new_weight = rtn_quantize(module.weight, bits, group_size, symmetric)
+            elif method in FORMAT_BITS:
+                new_weight = format_quantize(module.weight, method, group_size)
             else:
                 quant_type = "fp4" if method == "bnb-fp4" else "nf4"
                 new_weight = bnb_quantize(module.weight, group_size, quant_type)
@@ -359,6 +396,9 @@ def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric,
                 module = linears[name]
                 if method == "gptq":
                     new_weight = gptq_quantize(module.weight, statistics[name].hessian, bits, group_size, symmetric, damp, act_order)
+                elif method in GPTQ_FORMAT_METHODS:
+                    new_weight = gptq_format_quantize(module.weight, statistics[name].hessian, method, group_size, damp,
+                                                      act_order)
                 else:
                     new_weight, alpha = awq_quantize(
                         module.weight, statistics[name].mean_absolute(), statistics[name].sample(), bits, group_size,
@@ -367,7 +407,7 @@ def _quantize_blockwise(model, method, bits, group_size, calibration, symmetric,
                     details[f"{index}.{name}.alpha"] = alpha
                 module.weight.copy_(new_weight)
             del statistics
-        if method == "gptq" or true_sequential:
+        if method == "gptq" or method in GPTQ_FORMAT_METHODS or true_sequential:
             _run_block(layer, captured)  # GPTQ: the quantized block's outputs feed the next block
     model.train(was_training)
     return details
@@ -379,7 +419,7 @@ def _block_statistics(method, layer, linears: dict, captured, order: list | None
     `order`, when given, receives the Linear names in the order they first run (their execution order).
     """
     device = next(layer.parameters()).device
-    if method == "gptq":
+    if method == "gptq" or method in GPTQ_FORMAT_METHODS:
         statistics = {name: HessianAccumulator(module.in_features, device) for name, module in linears.items()}
     else:
         statistics = {name: InputSampler(module.in_features, device) for name, module in linears.items()}
