@@ -245,3 +245,48 @@ def test_cli_measure_runs_and_resumes(model_folders, tmp_path, capsys):
     assert "2 row(s) written" in capsys.readouterr().out
     assert cli.main(arguments) == 0
     assert "0 row(s) written, 2 already done" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- formats and bits per weight (issue 23)
+def test_cli_measures_the_float_formats_with_bits_per_weight(model_folders, tmp_path, capsys):
+    """`qid measure --methods mxfp4 nvfp4 fp4 fp8` on a local checkpoint: one row per format at its own bit width
+    with its storage cost; MXFP4/NVFP4 rows key on their fixed block, so two requested group sizes give one row."""
+    output = tmp_path / "formats.csv"
+    arguments = ["measure", "--checkpoints", model_folders[0], "--methods", "mxfp4", "nvfp4", "fp4", "fp8", "rtn",
+                 "--bits", "4", "8", "--group-size", "32", "64", "--eval-tokens", "300", "--device", "cpu",
+                 "--no-progress", "--output", str(output)]
+    assert cli.main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "10 row(s) written" in out, out  # mxfp4/nvfp4/fp4 exist at 4 bits only, fp8 at 8
+    table = sweep.load_results(output).set_index(["method", "bits", "group_size"])
+    assert sorted(table.index) == sorted([("mxfp4", 4, 32), ("nvfp4", 4, 16), ("fp4", 4, 32), ("fp4", 4, 64),
+                                          ("fp8", 8, 32), ("fp8", 8, 64), ("rtn", 4, 32), ("rtn", 4, 64),
+                                          ("rtn", 8, 32), ("rtn", 8, 64)])
+    bpw = table["bits_per_weight"]
+    assert bpw[("mxfp4", 4, 32)] == 4.25 and 4.5 < bpw[("nvfp4", 4, 16)] < 4.51  # + the FP32 tensor scales
+    assert bpw[("fp8", 8, 64)] == 8.25 and bpw[("fp4", 4, 32)] == 4.5 and bpw[("rtn", 4, 64)] == 4 + 20 / 64
+    assert (table["qid"].abs() < 1).all() and table["qid_se"].notna().all()
+    assert cli.main(arguments) == 0
+    assert "0 row(s) written, 10 already done" in capsys.readouterr().out
+
+
+def test_a_table_without_bits_per_weight_is_read_but_not_appended_to(model_folders, uninterrupted, tmp_path, capsys):
+    """Tables written before bits_per_weight existed stay readable; appending to one is refused with one line naming
+    the file and the missing column, and the file is left untouched."""
+    with open(uninterrupted, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    old_columns = [column for column in sweep.COLUMNS if column != "bits_per_weight"]
+    output = tmp_path / "before_issue23.csv"
+    with open(output, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=old_columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    before = output.read_bytes()
+    old = sweep.load_results(output)
+    assert len(old) == len(rows) and "bits_per_weight" not in old.columns
+    status = cli.main(["measure", "--checkpoints", model_folders[0], "--methods", "rtn", "--bits", "4",
+                       "--eval-tokens", "300", "--device", "cpu", "--no-progress", "--output", str(output)])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in error and str(output) in error, error
+    assert "earlier version" in error and "bits_per_weight" in error
+    assert output.read_bytes() == before

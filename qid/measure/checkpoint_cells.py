@@ -15,7 +15,7 @@ import torch
 
 from qid.common import runtime
 from qid.measure import checkpoints as checkpoint_module
-from qid.measure import evaluate, quantize, textsource
+from qid.measure import bitsperweight, evaluate, quantize, textsource
 from qid.measure.sweep_spec import Cell, SweepSpec
 
 
@@ -54,6 +54,8 @@ class CheckpointState:
         self.windows = evaluate.evaluation_windows(stream, eval_window, spec.eval_tokens, spec.seed)
         self._calibration: dict[int, torch.Tensor] = {}
         self.snapshot = quantize.snapshot_weights(self.model)
+        # (out_features, in_features) of the quantized layers: what a cell's bits per weight is counted over
+        self.layer_shapes = [tuple(module.weight.shape) for module in quantize.quantizable_linears(self.model).values()]
         # KL and top-1 agreement need the 16-bit next-token distributions; cached when they fit in memory, from the
         # same forward pass that gives the 16-bit losses.
         self.reference = None
@@ -105,7 +107,10 @@ class CheckpointState:
         return {
             "family": self.info.family, "checkpoint": self.info.checkpoint, "step": self.info.step,
             "N": self.info.N, "D": self.info.D, "method": cell.method, "bits": cell.bits,
-            "group_size": cell.group_size, "loss_16": result.loss_16, "loss_q": result.loss_q,
+            "group_size": cell.group_size,
+            "bits_per_weight": bitsperweight.model_bits_per_weight(self.layer_shapes, cell.method, cell.bits,
+                                                                   cell.group_size, symmetric=self.spec.symmetric),
+            "loss_16": result.loss_16, "loss_q": result.loss_q,
             "qid": result.qid, "qid_se": result.qid_se, "kl": kl, "kl_se": kl_se, "top1_agree": top1,
             "eval_windows": result.windows, **settings, "calib_seed": cell.calib_seed,
             "seconds": round(time.perf_counter() - started, 3),

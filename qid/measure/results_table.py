@@ -22,12 +22,15 @@ from qid.common.outputs import check_location
 
 # Every column of the results table, in order (units in data/README.md).
 COLUMNS = (
-    "family", "checkpoint", "step", "N", "D", "method", "bits", "group_size",
+    "family", "checkpoint", "step", "N", "D", "method", "bits", "group_size", "bits_per_weight",
     "loss_16", "loss_q", "qid", "qid_se", "kl", "kl_se", "top1_agree", "eval_tokens", "eval_windows", "eval_window", "eval_source",
     "calib_samples", "calibration_length", "calibration_source", "symmetric", "act_order", "damp", "seed",
     "calib_seed", "batch_size", "threads",
     "device", "dtype", "seconds", "quantize_seconds", "versions", "git_commit", "finished_at",
 )
+# `bits_per_weight` (storage with scales and zero points, `qid.measure.bitsperweight`) follows from the key and
+# the model's shapes, so it is not keyed; `group_size` is the one the method really uses (MXFP4 32, NVFP4 16
+# whatever was asked), so two requested group sizes never make two copies of one MXFP4 cell.
 # The columns that identify a cell: a row with the same values is "already done". Every setting of a sweep
 # that can change a result is here: `batch_size` changes GPTQ/AWQ results (QiD moved by up to 29% in issue
 # 11) and `threads` changes the order of CPU sums. Device and dtype are recorded but not keyed (`auto`
@@ -99,8 +102,8 @@ def _check_header(path: Path) -> None:
         missing = [column for column in COLUMNS if column not in found]
         raise OutputTableError(
             f"{path}: a QiD results table from an earlier version (it lacks {', '.join(missing)}), so its cells "
-            "cannot be matched for resuming; nothing was written: give a new file name "
-            "(the old table stays readable with qid.measure.sweep.load_results)")
+            "cannot be matched for resuming; nothing was written: give a new file name or move the old one aside "
+            "(it stays readable with qid.measure.sweep.load_results)")
     raise OutputTableError(f"{path}: not a QiD results table (first line {_excerpt(line)}); "
                            "nothing was written: give a new file name")
 

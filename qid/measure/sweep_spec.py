@@ -195,7 +195,10 @@ class Cell:
 
 
 def sweep_cells(spec: SweepSpec) -> tuple[list[Cell], list[str]]:
-    """All cells in a fixed order (checkpoint, method, bits, group size), and notes on combinations left out."""
+    """All cells in a fixed order (checkpoint, method, bits, group size), and notes on combinations left out.
+
+    A cell's group size is the one its method really uses (`quantize.effective_group_size`: MXFP4 blocks of 32,
+    NVFP4 of 16 whatever was asked), and each cell appears once however many requested sizes map to it."""
     cells, notes = [], []
     for checkpoint in spec.checkpoints:
         for method in spec.methods:
@@ -208,7 +211,8 @@ def sweep_cells(spec: SweepSpec) -> tuple[list[Cell], list[str]]:
                         notes.append(note)
                     continue
                 seeds = spec.calibration_seeds if method in quantize.CALIBRATED_METHODS else [None]
-                for group_size in spec.group_sizes:
+                group_sizes = dict.fromkeys(quantize.effective_group_size(method, size) for size in spec.group_sizes)
+                for group_size in group_sizes:
                     for calib_seed in seeds:
                         cells.append(Cell(checkpoint, method, bits, group_size, calib_seed))
     return cells, notes
