@@ -115,3 +115,26 @@ def test_table1_loads_with_law_columns_and_rejects_bad_files(tmp_path):
     bad.write_text("size,n_params_nominal,bits,qid_threshold,tokens_trillions\n1B,1e9,2,0.2,-1\n")
     with pytest.raises(DataError, match="tokens_trillions must be > 0"):
         load_ouyang_table1(bad)
+
+
+def test_sun_fp_law_and_its_preferred_splits_are_the_papers():
+    """Sun et al. 2025: the published constants evaluate term by term, and the split their law prefers at 4, 8 and
+    16 bits is E2M1, E4M3, E8M7, the layouts the paper names (papers.md §3)."""
+    from qid.laws.fpsplit import preferred_split, split_ranking
+
+    law = get_law("sun_fp_training")
+    published = law.parameter_set("published").values
+    assert published["delta"] == 3.1926 and published["nu"] == 2.9543 and published["gamma"] == 11334.5197
+    N, D, E, M, B = 1e8, 1e10, 2, 1, 32
+    p = published
+    base = p["n"] / N ** p["alpha"] + p["d"] / D ** p["beta"] + p["epsilon"]
+    penalty = D ** p["beta"] / N ** p["alpha"] * math.log2(B) / (p["gamma"] * (E + 0.5) ** p["delta"] * (M + 0.5) ** p["nu"])
+    value = law(published, N=N, D=D, exponent_bits=E, mantissa_bits=M, block_size=B)
+    assert float(value) == pytest.approx(base + penalty, rel=1e-12) and penalty > 0
+    assert float(law(published, N=N, D=D, exponent_bits=E, mantissa_bits=M, block_size=1)) == pytest.approx(base)
+    assert [preferred_split(bits) for bits in (4, 8, 16)] == [(2, 1), (4, 3), (8, 7)]
+    ranking = split_ranking(4)
+    assert list(ranking["format"]) == ["E2M1", "E1M2", "E3M0"] and ranking["relative_penalty"].iloc[0] == 1.0
+    assert (ranking["relative_penalty"].diff().dropna() > 0).all()
+    with pytest.raises(ValueError, match="total_bits"):
+        split_ranking(1)

@@ -69,9 +69,13 @@ def _run_predict(args) -> int:
     from qid.fitting import prediction
 
     law = law_registry.get_law(args.law)
-    if not set(law.variables) <= set("NDP"):  # a loss-curve law (qid.laws.curves) needs a whole schedule
+    if "lr" in law.variables:  # a loss-curve law (qid.laws.curves) needs a whole schedule
         raise CliError(f"law {law.name} predicts a loss curve from a per-step learning-rate schedule; "
                        "evaluate it from Python (qid.laws.registry.get_law) or fit it with `qid fit` on a curve table")
+    if not set(law.variables) <= set("NDP"):  # e.g. Sun et al.'s law of a floating-point format
+        others = [name for name in law.variables if name not in "NDP"]
+        raise CliError(f"law {law.name} also needs {law.describe_variables(others)}; "
+                       "evaluate it from Python (qid.laws.registry.get_law)")
     inputs = {name: getattr(args, name) for name in law.variables}
     missing = [f"--{name}" for name, value in inputs.items() if value is None]
     if missing:

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-VARIABLE_NAMES = ("N", "D", "P", "lr", "step")
+VARIABLE_NAMES = ("N", "D", "P", "lr", "step", "exponent_bits", "mantissa_bits", "block_size")
 VARIABLE_DESCRIPTIONS = {
     "N": "non-embedding parameters",
     "D": "training tokens",
@@ -27,6 +27,10 @@ VARIABLE_DESCRIPTIONS = {
     # curve laws (qid.laws.curves): the loss along one run as a function of its learning-rate schedule
     "lr": "learning rate of every optimizer step 0..T-1 of one run",
     "step": "optimizer steps at which the loss is predicted",
+    # floating-point formats (Sun et al. 2025): the element's exponent and mantissa bits, the scale's block length
+    "exponent_bits": "exponent bits E of a floating-point element format",
+    "mantissa_bits": "mantissa bits M of a floating-point element format",
+    "block_size": "values sharing one scaling factor (block length B)",
 }
 
 
@@ -350,6 +354,50 @@ register_law(
         latex=r"\mathrm{QiD}(P) = k\,P^{-\gamma}",
         source="ouyang2024lowbit",
         bounds={"k": (0, None), "gamma": (-20, 20)},
+    )
+)
+
+
+# --- Sun et al. 2025: floating-point quantization training ---------------------------------------------------
+# A law of the loss of models *trained* in a floating-point format (weights and activations quantized during
+# training), not of post-training quantization: the book sets its preferred exponent/mantissa split
+# (qid.laws.fpsplit) beside the formats' measured QiD, but it does not predict QiD.
+
+
+def sun_fp_training(N, D, exponent_bits, mantissa_bits, block_size, n, alpha, d, beta, epsilon, gamma, delta, nu):
+    """Loss of floating-point quantization training, Sun et al. (2025), "Scaling Laws for Floating-Point
+    Quantization Training" (arXiv 2501.02423):
+
+    L(N, D, E, M, B) = n/N^α + d/D^β + ε + (D^β / N^α) · log2(B) / (γ · (E + 0.5)^δ · (M + 0.5)^ν)
+
+    with E exponent bits, M mantissa bits and B the block size of the scaling factor. The last term is the
+    precision penalty; like Ouyang et al.'s QiD it grows as D^β / N^α.
+    """
+    penalty = np.log2(block_size) / (gamma * np.power(exponent_bits + 0.5, delta) * np.power(mantissa_bits + 0.5, nu))
+    return n / np.power(N, alpha) + d / np.power(D, beta) + epsilon + np.power(D, beta) / np.power(N, alpha) * penalty
+
+
+SUN_FP_PUBLISHED = {"n": 69.2343, "alpha": 0.2368, "d": 68973.0621, "beta": 0.5162, "epsilon": 1.9061,
+                    "gamma": 11334.5197, "delta": 3.1926, "nu": 2.9543}
+
+register_law(
+    Law(
+        name="sun_fp_training",
+        function=sun_fp_training,
+        response="loss",
+        formula="L = n/N^alpha + d/D^beta + epsilon + D^beta/N^alpha * log2(B) / (gamma * (E+0.5)^delta * (M+0.5)^nu)",
+        latex=r"L(N, D, E, M, B) = \frac{n}{N^{\alpha}} + \frac{d}{D^{\beta}} + \epsilon + \frac{D^{\beta}}{N^{\alpha}}"
+              r"\,\frac{\log_2 B}{\gamma\,(E + 0.5)^{\delta}\,(M + 0.5)^{\nu}}",
+        source="sun2025fpquant",
+        parameter_sets={
+            "published": ParameterSet(
+                SUN_FP_PUBLISHED,
+                source="Sun et al. 2025 (arXiv 2501.02423), the fitted constants of their unified law",
+                note="a law of training in a floating-point format, not of post-training quantization",
+            ),
+        },
+        bounds={"n": (0, None), "alpha": (0, 3), "d": (0, None), "beta": (0, 3), "epsilon": (0, None),
+                "gamma": (0, None), "delta": (0, 20), "nu": (0, 20)},
     )
 )
 
