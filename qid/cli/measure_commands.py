@@ -142,6 +142,10 @@ def add_measure_suite(subparsers) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--shard", help="i/n: measure every n-th cell starting at the i-th")
     parser.add_argument("--tables", action="store_true", help="only (re)write the data/suite tables from runs/")
+    parser.add_argument("--formats", action="store_true",
+                        help="measure the floating-point formats (FP4, MXFP4, NVFP4, FP8; RTN and GPTQ) beside integer "
+                             "4-bit on every ladder checkpoint into <output-dir>/<preset>_formats.csv (resumable)")
+    parser.add_argument("--limit", type=int, help="with --formats: stop after this many checkpoints (rerun to go on)")
     parser.add_argument("--output-dir", default=str(suite.SUITE_DATA_DIR), help="where tables go (default data/suite)")
     add_ray_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -152,6 +156,17 @@ def _run_measure_suite(args) -> int:
     from qid.measure.sweep import parse_shard
 
     set_threads(args.threads)
+    if args.limit is not None and (not args.formats or args.limit < 1):
+        raise CliError("--limit: a positive number of checkpoints, and only with --formats")
+    if args.formats:
+        if args.shard or args.ray or args.tables:
+            raise CliError("--formats measures serially: leave out --shard, --ray and --tables")
+        from qid.suite import formats as suite_formats
+
+        table = suite_formats.measure_formats(args.preset, args.runs_dir, args.output_dir, device=args.device,
+                                              progress=not args.no_progress, limit=args.limit)
+        print(f"formats: {table}")
+        return 0
     if not args.tables:
         from qid.suite import measurement as suite_measure
 
