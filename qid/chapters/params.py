@@ -216,6 +216,17 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("LIVE_THREADS", int, "torch CPU threads", minimum=1),
         Parameter("LIVE_DIR", str, "scratch folder"),
     ),
+    "08_float_formats": (
+        Parameter("PRESET", str, "suite preset (its formats table, or tiny: made here)"),
+        Parameter("SUITE_DIR", str, "folder of the suite tables"),
+        Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
+        Parameter("BOOTSTRAP_SAMPLES", int, "replicates", minimum=10),
+        Parameter("SEED", int, "seed", minimum=0),
+        Parameter("LIVE_METHODS", list, "quantizers of the practitioner's qid measure", item=str,
+                  allowed="qid.measure.quantize:METHODS", nonempty=False),
+        Parameter("LIVE_EVAL_TOKENS", int, "predicted tokens", minimum=64),
+        Parameter("LIVE_DIR", str, "scratch folder"),
+    ),
     "04_fitter_validation": (
         Parameter("CHINCHILLA_CSV", str, "path of Epoch AI's extracted points", optional=True),
         Parameter("DROP_LARGEST_LOSSES", int, "points", minimum=0),
