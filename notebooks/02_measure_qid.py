@@ -62,7 +62,7 @@ warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the 
 
 from transformers.utils import logging as transformers_logging
 
-from qid.measure import checkpoints, evaluate, quantize, ray_sweep, sweep, textsource
+from qid.measure import checkpoints, evaluate, quantize, ray_sweep, results_table, sweep, textsource
 from qid.chapters.tables import show_long_table, styled
 from qid.chapters.params import apply_chapter_parameters
 from qid.chapters.plots import bit_color, subplots
@@ -224,6 +224,7 @@ spec = sweep.SweepSpec(
     eval_tokens=EVAL_TOKENS, eval_source=EVAL_SOURCE, calibration_samples=CALIBRATION_SAMPLES,
     calibration_source=CALIBRATION_SOURCE, seed=SEED, device=DEVICE, batch_size=16,
 )
+results_table.set_aside_earlier_version(OUTPUT_CSV)  # a table from before a new column: the chapter measures afresh
 summary = sweep.run_sweep(spec, OUTPUT_CSV, progress=False, log=lambda message: None, ray=RAY_ADDRESS)
 results = ray_sweep.results_for(spec, OUTPUT_CSV) if RAY_ADDRESS else sweep.results_for(spec, OUTPUT_CSV)
 

@@ -58,7 +58,7 @@ from myst_nb import glue
 
 from qid import cli
 from qid.chapters import format_analysis
-from qid.chapters.plots import log_axes, subplots
+from qid.chapters.plots import subplots
 from qid.laws.fpsplit import split_ranking
 from qid.laws.registry import get_law
 from qid.measure import sweep
@@ -288,11 +288,10 @@ display(Markdown(
 # %% tags=["hide-input"]
 if LIVE_METHODS:
     runs = Path(LIVE_DIR) / "runs"
-    if not list((runs / "tiny" / "cosine").glob("*/step-*")):
+    if not list((runs / "tiny" / "cosine" / "13k-seed0").glob("step-*")):
         suite_run.train_suite("tiny", runs, designs=("cosine",), sizes=("13k",), progress=False,
                               log=lambda message: None, stage="all")
-    live_checkpoint = sorted((runs / "tiny" / "cosine").glob("*13k*s0*/step-*"))[-1] if list(
-        (runs / "tiny" / "cosine").glob("*13k*s0*/step-*")) else sorted((runs / "tiny" / "cosine").glob("*/step-*"))[-1]
+    live_checkpoint = sorted((runs / "tiny" / "cosine" / "13k-seed0").glob("step-*"))[-1]  # its final checkpoint
     live_output = Path(LIVE_DIR) / "formats_measure.csv"
     if live_output.exists():
         live_output.unlink()  # the chapter's own scratch output: measured afresh each run

@@ -14,8 +14,10 @@ CELLS_PER_CHECKPOINT = 10 + 4  # 4 bits: rtn, gptq, fp4 at two groupings + mxfp4
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
+    """The tiny preset's smallest size, cosine design (two training seeds, three rungs each): six checkpoints."""
     runs = tmp_path_factory.mktemp("formats") / "runs"
-    suite_run.train_suite("tiny", runs, progress=False, log=lambda message: None, stage="all")
+    suite_run.train_suite("tiny", runs, designs=("cosine",), sizes=("13k",), progress=False, log=lambda message: None,
+                          stage="all")
     return runs
 
 

@@ -290,3 +290,23 @@ def test_a_table_without_bits_per_weight_is_read_but_not_appended_to(model_folde
     assert status == 2 and "\n" not in error and str(output) in error, error
     assert "earlier version" in error and "bits_per_weight" in error
     assert output.read_bytes() == before
+
+
+def test_an_earlier_table_can_be_set_aside_and_nothing_else_is(uninterrupted, tmp_path):
+    """A chapter's scratch table from before bits_per_weight is renamed so the chapter measures afresh; a table of
+    this version and a file that is no table are left where they are."""
+    from qid.measure import results_table
+
+    old = tmp_path / "qid.csv"
+    with open(uninterrupted, newline="") as handle:
+        rows = list(csv.reader(handle))
+    keep = [i for i, column in enumerate(rows[0]) if column != "bits_per_weight"]
+    with open(old, "w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([[row[i] for i in keep] for row in rows])
+    moved = results_table.set_aside_earlier_version(old)
+    assert moved == tmp_path / "qid.earlier-1.csv" and moved.is_file() and not old.exists()
+    assert results_table.set_aside_earlier_version(uninterrupted) is None and uninterrupted.exists()
+    other = tmp_path / "notes.csv"
+    other.write_text("a,b\n1,2\n")
+    assert results_table.set_aside_earlier_version(other) is None and other.exists()
+    assert results_table.set_aside_earlier_version(tmp_path / "absent.csv") is None

@@ -108,6 +108,26 @@ def _check_header(path: Path) -> None:
                            "nothing was written: give a new file name")
 
 
+def set_aside_earlier_version(path: str | os.PathLike) -> Path | None:
+    """Rename a results table of an earlier version (fewer columns) to `<name>.earlier-<n>.csv` beside it, so a
+    scratch output (a chapter's own table) can be measured afresh; returns the new name, or None when `path` is
+    absent or already of this version. Any other file is left alone (`check_output_path` refuses it later)."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            return None
+        _check_header(path)
+        return None
+    except OutputTableError as error:
+        if "earlier version" not in str(error):
+            return None
+    number = 1
+    while (target := path.with_name(f"{path.stem}.earlier-{number}{path.suffix}")).exists():
+        number += 1
+    path.rename(target)
+    return target
+
+
 def check_output_path(path: str | os.PathLike) -> Path:
     """Refuse an output that is not absent, empty, or a QiD results table, before anything is written."""
     path = check_location(path, "output")

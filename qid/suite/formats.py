@@ -88,6 +88,7 @@ def measure_formats(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output
         ordered = ordered.head(limit)
     raw, table = formats_sweep_output(preset, runs_dir), formats_table_path(preset, output_dir)
     raw.parent.mkdir(parents=True, exist_ok=True)
+    table.parent.mkdir(parents=True, exist_ok=True)
     for position, checkpoint in enumerate(ordered["checkpoint"], start=1):
         written = 0
         for spec in formats_specs(preset, [checkpoint_path(checkpoint)], device):
