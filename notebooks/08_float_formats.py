@@ -89,10 +89,12 @@ TABLE_PATH = suite_formats.ensure_formats_table(PRESET, SUITE_DIR, LIVE_DIR)
 formats = format_analysis.label_cells(pd.read_csv(TABLE_PATH))
 four = formats[formats["bits"] == 4]
 SIZES = list(dict.fromkeys(formats.sort_values("N")["size"]))
-SCALE_NOTE = ("**This build shows the `tiny` preset**: two sizes of 13k and 25k parameters trained for a few "
-              "seconds to D/N ≤ 10, measured on 16 windows. It exercises every step of the analysis; its numbers "
-              "are not evidence about language models, and the intervals below say how little they pin down. "
-              "Rerun the chapter with `-p PRESET <preset>` once that preset's formats table exists."
+SCALE_NOTE = (f"**This build shows the `tiny` preset**, made for tests: sizes {', '.join(SIZES)} (N "
+              f"{formats['N'].min():,}–{formats['N'].max():,}) trained to D/N ≤ {formats['rung'].max():g} and measured "
+              f"on {int(formats['eval_windows'].max())} evaluation windows. It exercises every step of the analysis; its "
+              "numbers are not evidence about language models, and the intervals below say how little they pin down. "
+              "The book's suite (`qid train-suite`) had no trained ladder when this chapter was written; rerun it with "
+              "`-p PRESET <preset>` once `qid measure-suite --preset <preset> --formats` has written that preset's table."
               if PRESET == "tiny" else "")
 glue("formats_preset", PRESET, display=False)
 glue("formats_checkpoints", int(formats[["run", "step"]].drop_duplicates().shape[0]), display=False)
