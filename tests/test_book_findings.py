@@ -76,4 +76,5 @@ def test_scale_gap_is_computed_from_the_suite_table():
     assert gap["N_factor"] == pytest.approx(PYTHIA_LARGEST_N / 2e6)
     assert gap["D_factor"] == pytest.approx(143_000 * 2_097_152 / 6e6)
     assert f"{PYTHIA_LARGEST_N / 2e6:,.0f}×" in scale_gap_statement(table)
+    assert "(2,000,000 non-embedding parameters)" in scale_gap_statement(table)  # in full, not "2.0 million"
     assert scale_gap()["N_factor"] > 100  # the committed suite

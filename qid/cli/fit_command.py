@@ -9,6 +9,12 @@ import sys
 from qid.cli.arguments import CliError, positive_number, print_json
 from qid.laws import registry as law_registry
 
+# One line per command for `qid --help`, declared apart from the arguments: `qid` builds only the parser of
+# the command it runs (qid.cli.build_parser), so the others cost no imports.
+HELP = {
+    "fit": "fit a law to a CSV with lmfit: several starts, least squares or Huber, bootstrap",
+}
+
 
 # --- fit (qid.fitting.fit) -------------------------------------------------------------------------------------
 
@@ -61,7 +67,7 @@ def _parse_fixed(items: list[str]) -> dict[str, float]:
 def add_fit(subparsers) -> None:
     from qid.fitting.problem import DEFAULT_CONFIDENCE, DEFAULT_DELTA, LOSSES, SPACES
 
-    parser = subparsers.add_parser("fit", help="fit a law to a CSV with lmfit: several starts, least squares or Huber, bootstrap")
+    parser = subparsers.add_parser("fit", help=HELP["fit"])
     parser.add_argument("--law", required=True, help="law name (see `qid laws`)")
     parser.add_argument("--data", required=True, help="CSV with the law's variables (N, D, P) and its response (qid or loss) as columns")
     parser.add_argument("--loss", choices=LOSSES, default="least_squares", help="objective (default least_squares; huber sums Huber_delta)")

@@ -7,12 +7,20 @@ import sys
 from qid.cli.arguments import CliError, positive_number, print_json
 from qid.laws import registry as law_registry
 
+# One line per command for `qid --help`, declared apart from the arguments: `qid` builds only the parser of
+# the command it runs (qid.cli.build_parser), so the others cost no imports.
+HELP = {
+    "laws": "list every registered law, its formula, parameters and parameter sets",
+    "predict": "evaluate a law at given N, D, P",
+    "tokens-for-qid": "training tokens at which a QiD law reaches a threshold",
+}
+
 
 # --- laws ---------------------------------------------------------------------------------------------
 
 
 def add_laws(subparsers) -> None:
-    parser = subparsers.add_parser("laws", help="list every registered law, its formula, parameters and parameter sets")
+    parser = subparsers.add_parser("laws", help=HELP["laws"])
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=_run_laws)
 
@@ -60,7 +68,7 @@ def _add_law_arguments(parser, variables: str) -> None:
 
 
 def add_predict(subparsers) -> None:
-    parser = subparsers.add_parser("predict", help="evaluate a law at given N, D, P")
+    parser = subparsers.add_parser("predict", help=HELP["predict"])
     _add_law_arguments(parser, "NDP")
     parser.set_defaults(handler=_run_predict)
 
@@ -91,7 +99,7 @@ def _print_answer(answer, as_json: bool) -> None:
 
 
 def add_tokens_for_qid(subparsers) -> None:
-    parser = subparsers.add_parser("tokens-for-qid", help="training tokens at which a QiD law reaches a threshold")
+    parser = subparsers.add_parser("tokens-for-qid", help=HELP["tokens-for-qid"])
     _add_law_arguments(parser, "NP")
     parser.add_argument("--qid", type=positive_number("--qid"), required=True, help="QiD threshold (nats)")
     parser.set_defaults(handler=_run_tokens_for_qid)
