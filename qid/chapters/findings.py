@@ -26,6 +26,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
+from qid.chapters.glued import Missing, placeholder_text, value_getter
 from qid.common.paths import REPO_ROOT
 
 FINDINGS_FILE = "findings.md"
@@ -70,24 +71,6 @@ def chapter_values(chapters_dir: Path) -> dict[str, dict]:
         if not notebook.metadata.get("qid_placeholder"):
             values[path.stem] = glued_values(notebook)
     return values
-
-
-class Missing(Exception):
-    """A statement's number is not glued in this build."""
-
-    def __init__(self, chapter: str, name: str):
-        super().__init__(f"{chapter}: {name}")
-        self.chapter, self.name = chapter, name
-
-
-def _getter(values: dict[str, dict]):
-    def get(chapter: str, name: str):
-        value = values.get(chapter, {}).get(name)
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            raise Missing(chapter, name)
-        return value
-
-    return get
 
 
 def _interval(get, chapter: str, key: str) -> str:
@@ -210,17 +193,13 @@ STATEMENTS: list[tuple[str, str, Callable]] = [
 
 def statements(values: dict[str, dict]) -> list[tuple[str, str, str]]:
     """(title, chapter, Markdown) for every statement; a placeholder where a number is not glued."""
-    get = _getter(values)
+    get = value_getter(values)
     rows = []
     for title, chapter, build in STATEMENTS:
         try:
             text = build(get)
         except Missing as missing:
-            executed = missing.chapter in values
-            why = (f"the chapter does not glue `{missing.name}` yet" if executed
-                   else "the chapter was not executed in this build")
-            text = (f"*Not computed yet: {why}. Run `python -m qid.chapters.runner --only {missing.chapter}`, "
-                    f"then `make site`.*")
+            text = placeholder_text(missing, values)
         rows.append((title, chapter, text))
     return rows
 
@@ -319,9 +298,10 @@ def exponent_figure(rows: list[dict], path: Path) -> Path:
 
 
 def findings_markdown(values: dict[str, dict], rows: list[dict], figure: str | None) -> str:
+    from qid.chapters.answer import answer_lines  # the answer first (imported here: answer.py reads this module)
     from qid.laws.reference import scale_gap_statement
 
-    lines = ["## What the book found", ""]
+    lines = answer_lines(values) + ["## What the book found", ""]
     for title, chapter, text in statements(values):
         lines.append(f"- **{title}** ({{doc}}`chapter {chapter[:2]} </chapters/{chapter}>`). {text}")
     lines += ["", f"**Scale.** {scale_gap_statement()} A trend that does not reproduce at our scale is reported as a "
@@ -366,7 +346,10 @@ def write_findings(root: Path = REPO_ROOT, output_dir: str | Path = "chapters") 
 
 
 def main() -> int:
+    from qid.chapters.answer import answer_lines
+
     values = chapter_values(REPO_ROOT / "chapters")
+    print("\n".join(answer_lines(values)))
     for title, chapter, text in statements(values):
         print(f"- {title} ({chapter}): {text}")
     return 0
