@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from qid.cli import fit_command, law_commands, measure_commands
-from qid.cli.arguments import EXIT_USAGE, CliError, Parser
+from qid.cli.arguments import EXIT_USAGE, CliError, Parser, silence_progress_bars
 from qid.common.csvtables import DataError
 
 # name -> (function declaring its arguments, module holding its one-line help), in `qid --help` order
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nqid: interrupted before any work; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if getattr(args, "no_progress", False):
+        silence_progress_bars()
     try:
         return args.handler(args)
     except KeyboardInterrupt:

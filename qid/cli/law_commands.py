@@ -58,11 +58,17 @@ def _run_laws(args) -> int:
 # --- predict and tokens-for-qid --------------------------------------------------------------------------
 
 
+# N is in the units of the parameter set it meets: Ouyang et al.'s Table 1 is reproduced only with nominal sizes
+# (chapter 01), while `qid measure` and the book's fits count non-embedding parameters.
+N_HELP = ("model size in the units of --params: the nominal size (7e9 for a 7B model) for the published Ouyang sets, "
+          "non-embedding parameters for a fit of a `qid measure` table or of the book's suite")
+
+
 def _add_law_arguments(parser, variables: str) -> None:
     parser.add_argument("--law", required=True, help="law name (see `qid laws`)")
     parser.add_argument("--params", default="published", help="parameter-set name or path to a fit JSON (default: published)")
     for name in variables:
-        description = law_registry.VARIABLE_DESCRIPTIONS[name]
+        description = N_HELP if name == "N" else law_registry.VARIABLE_DESCRIPTIONS[name]
         parser.add_argument(f"--{name}", type=positive_number(f"--{name}"), help=description)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
