@@ -263,18 +263,20 @@ GROUP_STYLE = {"published": ("k", "D"), "table1": ("#7f8c8d", "s"), "ours": ("#2
 
 
 def exponent_figure(rows: list[dict], path: Path) -> Path:
-    """Three panels (α, β, γ), one row per source, horizontal bars for the intervals."""
+    """A 2×2 grid at the page's width: α, β and γ, one row per source with horizontal bars for the intervals, and
+    the key to the colours in the fourth panel (a 1×3 row was unreadable on a phone)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    from qid.chapters.plots import subplots
+    from qid.chapters.plots import PAGE_FIGURE_WIDTH, save_figure, subplots
 
     sources = list(dict.fromkeys(row["source"] for row in rows))
-    # Sized for the page (about 750 px): larger type than the default so that it stays readable when scaled.
-    fig, axes = subplots(1, 3, figsize=(7.5, 0.34 * len(sources) + 1.3), sharey=True)
-    for ax, exponent in zip(axes, EXPONENTS):
+    row_height = 0.24 * len(sources) + 0.8
+    fig, axes = subplots(2, 2, figsize=(PAGE_FIGURE_WIDTH, 2 * row_height), sharey=True)
+    for ax, exponent in zip(axes.flat, EXPONENTS):
         for row in (row for row in rows if row["exponent"] == exponent):
             color, marker = GROUP_STYLE[row["group"]]
             y = sources.index(row["source"])
@@ -284,12 +286,15 @@ def exponent_figure(rows: list[dict], path: Path) -> Path:
         published = next((row["estimate"] for row in rows if row["group"] == "published" and row["exponent"] == exponent), None)
         if published is not None:
             ax.axvline(published, color="k", lw=0.8, ls=":")
-        ax.set_xlabel(EXPONENT_SYMBOLS[exponent], fontsize=10)
-        ax.tick_params(labelsize=9)
-    axes[0].set_yticks(range(len(sources)), sources)
-    axes[0].invert_yaxis()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+        ax.set_xlabel(EXPONENT_SYMBOLS[exponent])
+    axes[0, 0].set_yticks(range(len(sources)), sources)
+    axes[0, 0].invert_yaxis()
+    key = axes[1, 1]
+    key.axis("off")
+    labels = {"published": "published", "table1": "Table 1 implied", "ours": "ours, all bits", "ours_per_bit": "ours, one bit width"}
+    key.legend(handles=[Line2D([], [], color=color, marker=marker, ls="none", label=labels[group])
+                        for group, (color, marker) in GROUP_STYLE.items()], loc="center", frameon=False)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
