@@ -52,7 +52,6 @@ import math
 import os
 import platform
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,11 +60,10 @@ import torch
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
-from tqdm import TqdmWarning
 
-warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the book's kernel: text bars are fine
+from qid.chapters.quiet import quiet_libraries
 
-from transformers.utils import logging as transformers_logging
+quiet_libraries()  # no progress bars or library notes in the book (before torchao is imported by transformers)
 
 from qid.measure import checkpoints, evaluate, quantize, ray_sweep, sweep, textsource
 from qid.chapters.formatting import format_count, format_number, format_se, format_size, format_value_se, page_table
@@ -73,8 +71,6 @@ from qid.chapters.tables import show_long_table
 from qid.chapters.params import apply_chapter_parameters
 from qid.chapters.plots import bit_color, subplots
 from qid.suite.train import train_small_model
-
-transformers_logging.disable_progress_bar()  # no weight-loading bars in the book
 
 # %% [markdown]
 # ## Parameters

@@ -106,3 +106,9 @@ def test_page_table_can_show_value_and_se_in_one_column_and_rename():
     frame = pd.DataFrame({"qid": [0.0123456], "qid_se": [0.000423]})
     html = page_table(frame, se_columns={"qid": "qid_se"}, drop_se_columns=True, rename={"qid": "QiD ± SE"}).to_html()
     assert "0.01235 ± 0.00042" in html and "QiD ± SE" in html and "qid_se" not in html
+
+
+def test_page_table_drops_an_unnamed_index_after_sorting():
+    frame = pd.DataFrame({"bits": [8, 2], "qid": [0.1, 0.2]}).sort_values("bits")
+    html = page_table(frame).to_html()
+    assert ">index<" not in html and re.findall(r"<td[^>]*>(.*?)</td>", html)[:2] == ["2", "0.2"]

@@ -190,7 +190,7 @@ def page_table(frame, se_columns: Mapping[str, str] | None = None, formats: Mapp
                drop_se_columns: bool = False, rename: Mapping[str, str] | None = None):
     """A DataFrame as a page shows it: a Styler without the index, every cell formatted.
 
-    A named index (or MultiIndex) becomes ordinary leading columns. `se_columns` maps a value column to the
+    A named index (or MultiIndex) becomes ordinary leading columns; an unnamed one is dropped. `se_columns` maps a value column to the
     column of its standard error: the value is rounded at that SE's precision row by row (and with
     `drop_se_columns` shown as "value ± se" in one column). `formats` maps a column to its own formatter (e.g.
     `format_size` for N, `format_percent` for a rate); every other cell goes through `format_cell`. `rename`
@@ -198,8 +198,8 @@ def page_table(frame, se_columns: Mapping[str, str] | None = None, formats: Mapp
     import pandas as pd
 
     table = frame.copy()
-    if not isinstance(table.index, pd.RangeIndex) or any(name is not None for name in table.index.names):
-        table = table.reset_index()
+    # a named index (or MultiIndex) carries data: it becomes columns; an unnamed one is only row numbers
+    table = table.reset_index(drop=all(name is None for name in table.index.names))
     table.columns = [" ".join(str(part) for part in column if str(part)) if isinstance(column, tuple) else str(column)
                      for column in table.columns]
     se_columns = dict(se_columns or {})
@@ -219,11 +219,6 @@ def page_table(frame, se_columns: Mapping[str, str] | None = None, formats: Mapp
             shown[column] = [format_se(value) for value in values]
         else:
             shown[column] = [format_cell(value) for value in values]
-    numeric = [column for column in shown.columns if table[column].dtype.kind in "iuf"]
     if rename:
         shown = shown.rename(columns=dict(rename))
-        numeric = [rename.get(column, column) for column in numeric]
-    styler = shown.style.hide(axis="index")
-    if numeric:
-        styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
-    return styler
+    return shown.style.hide(axis="index")  # alignment comes from the book's CSS (_static/qid-book.css)
