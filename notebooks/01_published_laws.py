@@ -18,7 +18,7 @@
 #
 # ## Overview
 #
-# {cite:t}`ouyang2024lowbit` fit a scaling law to the quantization-induced degradation (QiD) of GPTQ-quantized
+# {cite:t}`ouyang2024lowbit` fit a scaling law to the quantization-induced degradation ({term}`QiD`) of {term}`GPTQ`-quantized
 # Pythia checkpoints and use it to say how many training tokens a model of a given size can take before
 # low-bit quantization costs a given amount of loss (their Table 1), and how much a 4-bit model would lose
 # after 100 trillion tokens (their Figure 1). This chapter takes their published parameters at face value and

@@ -27,9 +27,9 @@
 # 1. a checkpoint and its metadata: $N$ (non-embedding parameters, counted from the model) and $D$ (training
 #    tokens);
 # 2. what is quantized: the `Linear` weights of the transformer blocks, fake-quantized back to the compute
-#    precision, with round-to-nearest (RTN), GPTQ {cite:p}`frantar2022gptq` and AWQ {cite:p}`lin2023awq`;
+#    precision, with round-to-nearest ({term}`RTN`), {term}`GPTQ` {cite:p}`frantar2022gptq` and {term}`AWQ` {cite:p}`lin2023awq`;
 #    the embeddings and the output head stay in 16 bits, as in GPTQ practice and in the paper's checkpoints;
-# 3. paired evaluation: both models score the same fixed windows of held-out text, and QiD's standard error
+# 3. {term}`paired evaluation <Paired evaluation>`: both models score the same fixed windows of held-out text, and QiD's standard error
 #    comes from the per-window differences;
 # 4. a sweep over methods × bits, appended cell by cell to a CSV that survives interruptions, and QiD against
 #    bits for each method;

@@ -25,7 +25,7 @@
 # 1. **Recovery.** Data drawn from the unified QiD law of {cite:t}`ouyang2024lowbit` with known parameters and
 #    multiplicative noise is fitted back; we compare the estimates and their intervals with the truth.
 # 2. **Coverage.** Over many such data sets, do the 95 % intervals (lmfit's standard errors and a seeded
-#    bootstrap) contain the true parameters about 95 % of the time?
+#    {term}`bootstrap <Bootstrap interval>`) contain the true parameters about 95 % of the time?
 # 3. **A published fit from published data.** {cite:t}`besiroglu2024chinchilla` extracted the 245 points of
 #    Figure 4 of {cite:t}`hoffmann2022chinchilla` and refitted the Chinchilla law with Hoffmann et al.'s own
 #    procedure. The same procedure run through our generic fitter must give their numbers, and fast.
