@@ -90,9 +90,9 @@ def measured_page(page: Path, user_data_dir: Path, width: int = 1280) -> dict:
     """Load a copy of the page (beside it, so its resources resolve) with the measuring script; its JSON."""
     probe = page.with_name(page.stem + ".measure.html")
     probe.write_text(page.read_text().replace("</body>", MEASURE_SCRIPT + "</body>"))
-    command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={width},900", f"--user-data-dir={user_data_dir}",
-               "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()]
     try:
+        command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={width},900", f"--user-data-dir={user_data_dir}",
+                   "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()]
         result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     finally:
         probe.unlink()
@@ -123,7 +123,7 @@ def recorded_font_px(url: str, page: Path) -> float | None:
 
 def screenshot(page: Path, target: Path, user_data_dir: Path, width: int = 1280, height: int = 900) -> None:
     command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={width},{height}", f"--user-data-dir={user_data_dir}",
-               "--virtual-time-budget=8000", f"--screenshot={target}", page.as_uri()]
+               "--virtual-time-budget=15000", f"--screenshot={target}", page.as_uri()]
     subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 
@@ -183,10 +183,11 @@ def page_problems(name: str, measured: dict, expects_figure: bool) -> list[str]:
 
 def site_pages(site: Path, chapters: list[str]) -> list[Path]:
     return [site / "book" / "intro.html"] + [site / "chapters" / f"{name}.html" for name in chapters] + [
-        page for page in sorted((site / "book").glob("*.html")) if page.name not in ("intro.html", "genindex.html")]
+        page for page in sorted((site / "book").glob("*.html"))
+        if page.name not in ("intro.html", "genindex.html") and not page.name.endswith(".measure.html")]
 
 
-def check_site(site: Path, chapters: list[str], screenshots: Path, user_data_dir: Path) -> list[str]:
+def check_site(site: Path, chapters: list[str], screenshots: Path, user_data_dir: Path, log=None) -> list[str]:
     """Every problem of every page at every width in WIDTHS; screenshots of first screens and chapter 1's Figure 1."""
     screenshots.mkdir(parents=True, exist_ok=True)
     problems = []
@@ -194,7 +195,10 @@ def check_site(site: Path, chapters: list[str], screenshots: Path, user_data_dir
         expects_figure = page.parent.name == "chapters" or page.name == "intro.html"
         for width in WIDTHS:
             measured = measured_page(page, user_data_dir, width)
-            problems += page_problems(f"{page.parent.name}/{page.name} at {width} px", measured, expects_figure)
+            found = page_problems(f"{page.parent.name}/{page.name} at {width} px", measured, expects_figure)
+            if log:
+                log("\n".join(found) or f"{page.parent.name}/{page.name} at {width} px: clean")
+            problems += found
             screenshot(page, screenshots / f"{page.stem}_{width}.png", user_data_dir, width=width)
             if page.stem.startswith("01_") and measured["figures"]:
                 first = measured["figures"][0]
@@ -203,14 +207,14 @@ def check_site(site: Path, chapters: list[str], screenshots: Path, user_data_dir
 
 
 def main(argv: list[str]) -> int:
-    site = Path(argv[0]) if argv else Path("_build/html")
+    site = (Path(argv[0]) if argv else Path("_build/html")).resolve()
     screenshots = Path(argv[1]) if len(argv) > 1 else site.parent / "screenshots"
     chapters = sorted(page.stem for page in (site / "chapters").glob("[0-9][0-9]_*.html"))
     import tempfile
 
     with tempfile.TemporaryDirectory() as profile:
-        problems = check_site(site, chapters, screenshots, Path(profile))
-    print("\n".join(problems) or "no problems")
+        problems = check_site(site, chapters, screenshots, Path(profile), log=lambda text: print(text, flush=True))
+    print(f"{len(problems)} problems" if problems else "no problems")
     print(f"screenshots in {screenshots}")
     return 1 if problems else 0
 
