@@ -48,6 +48,12 @@ window.addEventListener("load", () => setTimeout(() => {
   const visible = (el) => el.offsetParent !== null && !el.closest("details:not([open])");
   const content = document.querySelector("article.bd-article") || document.querySelector("main");
   const outputs = [...document.querySelectorAll(".cell_output, .output")];
+  const clipped = (el) => {  // inside a box that scrolls or clips: it cannot widen the page
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      if (["auto", "scroll", "hidden", "clip"].includes(getComputedStyle(up).overflowX)) return true;
+    }
+    return false;
+  };
   const contentRight = content ? content.getBoundingClientRect().right : window.innerWidth;
   const result = {
     viewport_width: window.innerWidth,
@@ -68,6 +74,11 @@ window.addEventListener("load", () => setTimeout(() => {
                 bottom: Math.round(box.bottom + window.scrollY), left: Math.round(box.left),
                 right: Math.round(box.right)};
       }),
+    // what sticks out of the window on the right: the innermost such elements, for the message
+    overflowing: [...document.body.querySelectorAll("*")].filter((el) => el.getBoundingClientRect().right >
+        window.innerWidth + 1 && visible(el) && !clipped(el) && ![...el.children].some((child) =>
+        child.getBoundingClientRect().right > window.innerWidth + 1)).slice(0, 3).map((el) =>
+        `${el.tagName.toLowerCase()}.${[...el.classList].join(".")} "${(el.textContent || "").trim().slice(0, 50)}"`),
     output_text: outputs.map((o) => o.innerText).join(" | "),
     body_text: document.body.innerText,
     math_typeset: document.querySelectorAll("mjx-container").length,
@@ -77,6 +88,7 @@ window.addEventListener("load", () => setTimeout(() => {
   pre.id = "qid-measure";
   pre.textContent = JSON.stringify(result);
   document.body.appendChild(pre);
+  if (window.parent !== window) window.parent.postMessage(pre.textContent, "*");  // framed at a phone's width
 }, 3000));
 </script>
 """
@@ -86,16 +98,38 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# Headless Chromium will not make a window narrower than 500 px; a phone's 390 px viewport is an iframe that wide
+# in a host page beside the page (so its resources resolve), and the measurement comes back by postMessage.
+MIN_WINDOW_WIDTH = 500
+HOST_PAGE = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="{src}" style="width:{width}px;height:{height}px;border:0;display:block"></iframe>
+<script>window.addEventListener("message", (event) => {{
+  const pre = document.createElement("pre"); pre.id = "qid-measure"; pre.textContent = event.data;
+  document.body.appendChild(pre); }});</script></body></html>"""
+
+
+def viewed(page: Path, width: int, height: int, source: Path | None = None):
+    """(file to load, window width, files to remove): the page itself, or a host page framing it `width` px wide."""
+    source = source or page
+    if width >= MIN_WINDOW_WIDTH:
+        return source, width, []
+    host = page.with_name(f"{page.stem}.host{width}.html")
+    host.write_text(HOST_PAGE.format(src=source.name, width=width, height=height))
+    return host, MIN_WINDOW_WIDTH, [host]
+
+
 def measured_page(page: Path, user_data_dir: Path, width: int = 1280) -> dict:
     """Load a copy of the page (beside it, so its resources resolve) with the measuring script; its JSON."""
     probe = page.with_name(page.stem + ".measure.html")
     probe.write_text(page.read_text().replace("</body>", MEASURE_SCRIPT + "</body>"))
+    target, window, extra = viewed(page, width, 900, probe)
     try:
-        command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={width},900", f"--user-data-dir={user_data_dir}",
-                   "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()]
+        command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={window},900", f"--user-data-dir={user_data_dir}",
+                   "--virtual-time-budget=15000", "--dump-dom", target.as_uri()]
         result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     finally:
-        probe.unlink()
+        for path in [probe, *extra]:
+            path.unlink()
     if result.returncode != 0:
         raise RuntimeError(f"chromium failed on {page.name}: {result.stderr[-2000:]}")
     found = re.search(r'<pre id="qid-measure">(.*?)</pre>', result.stdout, flags=re.S)
@@ -122,9 +156,20 @@ def recorded_font_px(url: str, page: Path) -> float | None:
 
 
 def screenshot(page: Path, target: Path, user_data_dir: Path, width: int = 1280, height: int = 900) -> None:
-    command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={width},{height}", f"--user-data-dir={user_data_dir}",
-               "--virtual-time-budget=15000", f"--screenshot={target}", page.as_uri()]
-    subprocess.run(command, capture_output=True, text=True, timeout=180)
+    """The page as a `width` × `height` px window shows it (narrower than Chromium allows: framed, then cropped)."""
+    from PIL import Image
+
+    shown, window, extra = viewed(page, width, height)
+    command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={window},{height}", f"--user-data-dir={user_data_dir}",
+               "--virtual-time-budget=15000", f"--screenshot={target}", shown.as_uri()]
+    try:
+        subprocess.run(command, capture_output=True, text=True, timeout=180)
+    finally:
+        for path in extra:
+            path.unlink()
+    if window != width and target.exists():
+        with Image.open(target) as image:
+            image.crop((0, 0, width, image.height)).save(target)
 
 
 def figure_screenshot(page: Path, figure: dict, target: Path, user_data_dir: Path, width: int = 1280) -> None:
@@ -177,14 +222,16 @@ def page_problems(name: str, measured: dict, expects_figure: bool) -> list[str]:
                  f"{math['text']!r}" for math in measured.get("wide_math", [])]
     viewport, page_width = measured.get("viewport_width"), measured.get("page_width")
     if viewport and page_width and page_width > viewport + 1:
-        problems.append(f"{name}: the page scrolls sideways ({page_width} px of content in a {viewport} px window)")
+        culprits = "; ".join(measured.get("overflowing") or [])
+        problems.append(f"{name}: the page scrolls sideways ({page_width} px of content in a {viewport} px window)"
+                        + (f": {culprits}" if culprits else ""))
     return problems
 
 
 def site_pages(site: Path, chapters: list[str]) -> list[Path]:
     return [site / "book" / "intro.html"] + [site / "chapters" / f"{name}.html" for name in chapters] + [
         page for page in sorted((site / "book").glob("*.html"))
-        if page.name not in ("intro.html", "genindex.html") and not page.name.endswith(".measure.html")]
+        if page.name not in ("intro.html", "genindex.html") and ".measure" not in page.name and ".host" not in page.name]
 
 
 def check_site(site: Path, chapters: list[str], screenshots: Path, user_data_dir: Path, log=None) -> list[str]:
