@@ -226,11 +226,15 @@ display(Markdown(
 
 # %% tags=["remove-input"]
 integer_law, effective = format_analysis.effective_bits(formats, BOOTSTRAP_SAMPLES, SEED, CONFIDENCE)
-display(Markdown(
-    f"Integer RTN law: k = {integer_law.params['k']:.3g}, α = {integer_law.params['alpha']:.3g}, "
-    f"β = {integer_law.params['beta']:.3g}, γ = {integer_law.params['gamma']:.3g} "
-    f"({'identified' if integer_law.identified else 'NOT identified: ' + '; '.join(integer_law.identification or [])}, "
-    f"{integer_law.n_points} rows)."))
+if integer_law is None:
+    display(Markdown("**Not determined here**: the integer rows cover fewer than two model sizes or token counts, "
+                     "which cannot fit the law."))
+else:
+    display(Markdown(
+        f"Integer RTN law: k = {integer_law.params['k']:.3g}, α = {integer_law.params['alpha']:.3g}, "
+        f"β = {integer_law.params['beta']:.3g}, γ = {integer_law.params['gamma']:.3g} "
+        f"({'identified' if integer_law.identified else 'NOT identified: ' + '; '.join(integer_law.identification or [])}, "
+        f"{integer_law.n_points} rows)."))
 effective_shown = effective.assign(**{
     "measured / integer law [interval]": [f"{r:.2f} [{lo:.2f}, {hi:.2f}]" for r, lo, hi in
                                           zip(effective["ratio"], effective["ratio_low"], effective["ratio_high"])],

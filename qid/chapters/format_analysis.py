@@ -116,7 +116,8 @@ def per_format_laws(table: pd.DataFrame, cells, bootstrap: int, seed: int, confi
 def effective_bits(table: pd.DataFrame, bootstrap: int, seed: int, confidence: float = 0.95):
     """(the unified law fitted on integer RTN rows with P = bits per weight, a table per 4-bit RTN floating-point
     cell: its mean storage bits, QiD measured / predicted at its storage bits (ratio of sums), and the effective
-    P at which the integer law predicts its QiD, with bootstrap intervals).
+    P at which the integer law predicts its QiD, with bootstrap intervals); (None, an empty table) when the integer
+    rows hold fewer than two sizes or token counts, which cannot determine the law.
 
     The intervals carry both uncertainties: replicate i pairs the integer law's i-th bootstrap fit (training runs
     resampled) with the cell's rows resampled by training run independently. Resampling the two independently
@@ -124,6 +125,9 @@ def effective_bits(table: pd.DataFrame, bootstrap: int, seed: int, confidence: f
     rows = label_cells(table)
     rows = rows.assign(P=rows["bits_per_weight"])
     integer = rows[rows["method"] == "rtn"].reset_index(drop=True)
+    if integer["N"].nunique() < 2 or integer["D"].nunique() < 2 or len(integer) < MIN_ROWS_PER_FIT + 1:
+        return None, pd.DataFrame(columns=["cell", "rows", "bits_per_weight", "ratio", "ratio_low", "ratio_high",
+                                           "effective_bits", "bits_low", "bits_high"])
     law = fit_law("ouyang_unified", integer, space="linear", errors="qid_se", clusters="run", starts=30,
                   bootstrap=bootstrap, seed=seed, confidence=confidence, allow_failure=True)
     samples = law.bootstrap_samples() or {}
