@@ -98,6 +98,14 @@ SCALE_NOTE = (f"**This build shows the `tiny` preset**, made for tests: sizes {'
               if PRESET == "tiny" else "")
 glue("formats_preset", PRESET, display=False)
 glue("formats_checkpoints", int(formats[["run", "step"]].drop_duplicates().shape[0]), display=False)
+
+
+def interval_text(low, high, digits=".1e"):
+    """'[low, high]', or a note where one checkpoint (or run) leaves no interval."""
+    return f"[{low:+{digits}}, {high:+{digits}}]" if np.isfinite(low) and np.isfinite(high) else "(no interval: one checkpoint)"
+
+
+# %% tags=["remove-input"]
 display(Markdown(
     f"The table `{Path(TABLE_PATH).name}` holds {len(formats):,} rows: "
     f"{formats[['run', 'step']].drop_duplicates().shape[0]} checkpoints of preset `{PRESET}` "
@@ -136,13 +144,13 @@ display(storage[["bits", "cell", "bits per weight (range over sizes)", "rows"]].
 ranking = format_analysis.ranking_by_rung(formats, bits=4, confidence=CONFIDENCE)
 best = format_analysis.winners(ranking)
 shown = ranking.assign(**{"excess over best [interval]": [
-    "best" if rank == 1 else f"{d:+.2e} [{lo:+.1e}, {hi:+.1e}]"
+    "best" if rank == 1 else f"{d:+.2e} {interval_text(lo, hi)}"
     for rank, d, lo, hi in zip(ranking["rank"], ranking["minus_best"], ranking["low"], ranking["high"])]})
 display(shown.pivot_table(index="cell", columns="rung", values="excess over best [interval]", aggfunc="first")
         .rename(columns=lambda r: f"D/N {r:g}").rename_axis(None, axis=1))
 best_text = "; ".join(
     f"D/N {row.rung:g}: **{row.best}** (mean QiD {row.best_qid:.2e}), runner-up {row.runner_up} loses "
-    f"{row.runner_up_excess:+.1e} more [{row.low:+.1e}, {row.high:+.1e}]"
+    f"{row.runner_up_excess:+.1e} more {interval_text(row.low, row.high)}"
     + (" — separated" if row.separated else " — not separated at this confidence")
     for row in best.itertuples())
 top_rung = best.iloc[-1]
@@ -325,7 +333,7 @@ display(Markdown(
     + f"- On preset `{PRESET}` ({formats[['run', 'step']].drop_duplicates().shape[0]} checkpoints), the 4-bit cell "
     f"that loses least at the top rung (D/N {top_rung['rung']:g}) is **{top_rung['best']}**; its lead over "
     f"{top_rung['runner_up']} is {top_rung['runner_up_excess']:+.1e} nats/token "
-    f"[{top_rung['low']:+.1e}, {top_rung['high']:+.1e}] ({'resolved' if top_rung['separated'] else 'not resolved'} "
+    f"{interval_text(top_rung['low'], top_rung['high'])} ({'resolved' if top_rung['separated'] else 'not resolved'} "
     f"at {CONFIDENCE:.0%}).\n"
     f"- Per-format laws: {identified} of {len(LAW_CELLS)} cells give an identified fit of k·D^β/N^α.\n"
     f"- One law with P = bits per weight, fitted on integer RTN, covers {covered} of {len(effective_shown)} "
