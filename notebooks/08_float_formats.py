@@ -336,10 +336,12 @@ display(Markdown(
     f"{interval_text(top_rung['low'], top_rung['high'])} ({'resolved' if top_rung['separated'] else 'not resolved'} "
     f"at {CONFIDENCE:.0%}).\n"
     f"- Per-format laws: {identified} of {len(LAW_CELLS)} cells give an identified fit of k·D^β/N^α.\n"
-    f"- One law with P = bits per weight, fitted on integer RTN, covers {covered} of {len(effective_shown)} "
-    "round-to-nearest floating-point 4-bit cells within the interval.\n"
-    f"- Sun et al.'s law prefers {preferred4} at 4 bits and smaller scale blocks; the measured order of the E2M1 "
-    f"formats {'agrees' if sun_order == measured_order else 'differs'}."))
+    + (f"- One law with P = bits per weight, fitted on integer RTN, covers {covered} of {len(effective_shown)} "
+       "round-to-nearest floating-point 4-bit cells within the interval.\n" if integer_law is not None else
+       "- One law with an effective bit count: not determined (the rows cover fewer than two sizes or token counts).\n")
+    + f"- Sun et al.'s law prefers {preferred4} at 4 bits and smaller scale blocks; the measured order of the E2M1 "
+    f"formats' mean QiD at the top rung {'agrees' if sun_order == measured_order else 'differs'}"
+    + ("." if top_rung["separated"] else " (an order of means that the intervals do not resolve).")))
 
 # %% [markdown]
 # ## References
