@@ -37,7 +37,8 @@ def test_formats_on_the_tiny_ladder_resume_and_carry_bits_per_weight(tiny_runs, 
     assert set(table.loc[table["method"] == "mxfp4", "group_size"]) == {32}
     assert set(table.loc[table["method"] == "nvfp4", "group_size"]) == {16}
     assert (table.loc[table["method"] == "mxfp4", "bits_per_weight"] == 4.25).all()
-    assert table.loc[table["method"] == "nvfp4", "bits_per_weight"].between(4.5, 4.51).all()
+    nvfp4 = table.loc[table["method"] == "nvfp4", "bits_per_weight"]
+    assert ((nvfp4 > 4.5) & (nvfp4 < 4.52)).all()  # 4.5 + one FP32 scale per (small) tensor
     integer = table[(table["method"] == "rtn") & (table["bits"] == 4)]
     assert integer["bits_per_weight"].between(4 + 20 / 256, 4 + 20 / 32).all()
     assert np.isfinite(table[["qid", "qid_se", "kl", "top1_agree", "bits_per_weight"]].to_numpy()).all()
