@@ -5,8 +5,13 @@ The design, planned on paper from measured single-thread training throughput (`p
 * the suite's fixed-depth family (4 layers, head width 8; issue 19), its three smallest sizes (N 13.2k, 28.9k,
   50.9k), trained on the suite's corpus at two token budgets, D/N = 5 and 20;
 * weight precision P_w ∈ {3, 4, 5, 6, 8, 16} at every size and budget (activations and KV cache at 16 bits);
-* activation and KV-cache precision P_a, P_kv ∈ {4, 8, 16} each (weights at 16 bits) at the smallest size, D/N 20;
-* a second training seed for every P_w at D/N 20 of the two smallest sizes, so the seed-to-seed spread is measured.
+* activation and KV-cache precision P_a, P_kv ∈ {4, 8, 16} each (weights at 16 bits) at the smallest size, D/N 5;
+* a second training seed for every P_w at both budgets of the smallest size, so the seed-to-seed spread is measured.
+
+The machine is shared (the suite's training has priority until ~02:00 UTC and this grid runs at nice 10), so the plan
+is ordered in phases, most informative first, cheapest first within a phase: (1) every size × P_w at D/N 5; (2) the
+smallest size at D/N 20; (3) the P_a × P_kv grid; (4) the second seed; (5) D/N 20 at the middle size; (6) D/N 20 at
+the largest. Whatever the shared CPU did not reach is listed as `not_run` in the provenance and in the chapter.
 
 Every run is a cosine schedule with batch 8 × 128 tokens (so the shortest run still has 64 steps) and a fixed peak
 learning rate per size (the suite's per-size grid centre, halved for the 4× smaller batch: a choice, not a sweep).
@@ -38,14 +43,14 @@ SIZES = ("L4-13k", "L4-29k", "L4-51k")        # the three smallest sizes of the 
 RUNGS = (5, 20)                                # token budgets, D/N
 WEIGHT_BITS = (3, 4, 5, 6, 8, 16)              # P_w of the weight grid
 ACTIVATION_KV_BITS = (4, 8, 16)                # P_a and P_kv of the activation / KV-cache grid
-ACTIVATION_KV_SIZE, ACTIVATION_KV_RUNG = "L4-13k", 20
-SECOND_SEED_SIZES, SECOND_SEED_RUNG = ("L4-13k", "L4-29k"), 20
+ACTIVATION_KV_SIZE, ACTIVATION_KV_RUNG = "L4-13k", 5
+SECOND_SEED_SIZE = "L4-13k"
 SEEDS = (0, 1)
 MAX_LR = {"L4-13k": 8e-3, "L4-29k": 8e-3, "L4-51k": 4e-3}  # peak lr per size (cosine to 10 %)
 BATCH_SIZE, SEQ_LEN, WARMUP_STEPS = 8, 128, 10  # sequences per step, tokens per sequence, warmup steps
 POST_BITS = (4, 3)                             # P_post of the post-training quantization of every QAT checkpoint
 POST_METHODS = ("rtn", "gptq")                 # per output channel, the measurement package's quantizers
-EVAL_TOKENS = 65_536                           # predicted held-out tokens (516 windows of 128), seed 0
+EVAL_TOKENS = 32_768                           # predicted held-out tokens (259 windows of 128), seed 0
 CALIBRATION_SAMPLES = 64                       # GPTQ calibration sequences of SEQ_LEN tokens, seed 0
 RESULT_FILE = "result.json"
 # Measured single-thread training throughput of the family at batch 32 on an idle 2-core machine (tokens/s, issue 19's
@@ -90,6 +95,17 @@ class GridRun:
         """Which grid the run belongs to: 'weights' (P_w varied) or 'activations_kv' (P_a / P_kv varied)."""
         return "weights" if (self.activation_bits, self.kv_bits) == (16, 16) else "activations_kv"
 
+    @property
+    def phase(self) -> int:
+        """Order of the plan (see the module docstring): 1 = every size at the small budget, ..., 6 = last."""
+        if self.part == "activations_kv":
+            return 3
+        if self.seed > 0:
+            return 4
+        if self.rung == min(RUNGS):
+            return 1
+        return {SIZES[0]: 2, SIZES[1]: 5}.get(self.size, 6)
+
     def core_seconds(self) -> float:
         """Planned single-core training seconds (measurement not included)."""
         slowdown = QAT_SLOWDOWN[self.part] if not self.precision.is_full else 1.0
@@ -97,12 +113,12 @@ class GridRun:
 
 
 def plan() -> list[GridRun]:
-    """Every run of the design, cheapest first (so an interrupted grid has its broadest part done)."""
+    """Every run of the design, by phase and cheapest first within one (an interrupted grid has its broadest part)."""
     runs = {GridRun(size, rung, 0, bits, 16, 16) for size in SIZES for rung in RUNGS for bits in WEIGHT_BITS}
-    runs |= {GridRun(size, SECOND_SEED_RUNG, 1, bits, 16, 16) for size in SECOND_SEED_SIZES for bits in WEIGHT_BITS}
+    runs |= {GridRun(SECOND_SEED_SIZE, rung, 1, bits, 16, 16) for rung in RUNGS for bits in WEIGHT_BITS}
     runs |= {GridRun(ACTIVATION_KV_SIZE, ACTIVATION_KV_RUNG, 0, 16, a, kv)
              for a in ACTIVATION_KV_BITS for kv in ACTIVATION_KV_BITS}
-    return sorted(runs, key=lambda run: (run.core_seconds(), run.name))
+    return sorted(runs, key=lambda run: (run.phase, run.core_seconds(), run.name))
 
 
 def planned_core_seconds(runs: list[GridRun] | None = None) -> float:
@@ -241,7 +257,7 @@ def collect(runs_dir: Path, out_dir: Path, command: str = "") -> dict:
         "design": {"sizes": list(SIZES), "rungs": list(RUNGS), "weight_bits": list(WEIGHT_BITS),
                    "activation_kv_bits": list(ACTIVATION_KV_BITS),
                    "activation_kv_at": [ACTIVATION_KV_SIZE, ACTIVATION_KV_RUNG],
-                   "second_seed_at": [list(SECOND_SEED_SIZES), SECOND_SEED_RUNG], "max_lr": MAX_LR,
+                   "second_seed_at": [SECOND_SEED_SIZE, list(RUNGS)], "max_lr": MAX_LR,
                    "batch_size": BATCH_SIZE, "seq_len": SEQ_LEN, "warmup_steps": WARMUP_STEPS,
                    "post_bits": list(POST_BITS), "post_methods": list(POST_METHODS), "eval_tokens": EVAL_TOKENS,
                    "calibration_samples": CALIBRATION_SAMPLES},
@@ -267,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "plan":
         for run in plan():
-            print(f"{run.name:40s} steps {run.steps:5d} tokens {run.tokens:8d} ~{run.core_seconds():6.1f} core-s")
+            print(f"{run.phase} {run.name:40s} steps {run.steps:5d} tokens {run.tokens:8d} ~{run.core_seconds():6.1f} core-s")
         print(f"{len(plan())} runs, {planned_core_seconds() / 60:.1f} core-minutes of training planned")
         return 0
     if args.command == "run":
