@@ -213,7 +213,10 @@ for label, gammas in readings.items():
     star = analysis.closed_form_precision(gammas, scan)
     at_edge = star <= scan[0] + 1e-6 or star >= scan[-1] - 1e-6
     optimum_rows.append({"reading": label, "P* (bits, α = β)": f"{star:.2f}" + (" (edge of the scan)" if at_edge else "")})
-interval_star = [analysis.closed_form_precision([g] * 3, scan) for g in gamma_interval]
+interval_known = bool(np.all(np.isfinite(gamma_interval)) and gamma_interval[0] > 0)
+interval_star = [analysis.closed_form_precision([g] * 3, scan) for g in gamma_interval] if interval_known else [math.nan] * 2
+star_range = (f"[{min(interval_star):.2f}, {max(interval_star):.2f}]" if interval_known
+              else "(not determined: our γ_w has no finite interval)")
 check = analysis.optimal_training_precision(kumar, list(KUMAR_PRECISION_GAMMAS.values()), compute=1e20,
                                             precisions=np.arange(2.0, 16.01, 0.05))
 display(pd.DataFrame(optimum_rows).style.hide(axis="index"))
@@ -221,8 +224,7 @@ p_star_kumar_tied = analysis.closed_form_precision([KUMAR_PRECISION_GAMMAS["gamm
 p_star_kumar_each = analysis.closed_form_precision(list(KUMAR_PRECISION_GAMMAS.values()), scan)
 p_star_ours = analysis.closed_form_precision([gamma_w] * 3, scan)
 display(Markdown(
-    f"Our γ_w interval maps to P* ∈ [{min(interval_star):.2f}, {max(interval_star):.2f}] bits (all three tensors at "
-    f"P). Check of the closed form against a direct search over N and P at C = 10^20 with Kumar et al.'s full law: "
+    f"Our γ_w interval maps to P* ∈ {star_range} bits (all three tensors at P). Check of the closed form against a direct search over N and P at C = 10^20 with Kumar et al.'s full law: "
     f"P* = {check['P']:.2f} bits (closed form {p_star_kumar_each:.2f}). With weights alone at P, "
     f"(1 − e^(−P/γ))/P falls for every P: the cheapest weights win and nothing stops the descent but the "
     f"law's validity: a finite P* needs the activations and KV cache in low precision too."))
@@ -313,7 +315,7 @@ for name, column in (("gamma_a", "P_a"), ("gamma_kv", "P_kv")):
     else:
         lines.append(f"- {name}: not fitted ({fixed[name][1]}); Kumar et al.'s {KUMAR_PRECISION_GAMMAS[name]} used.")
 lines.append(f"- Compute-optimal training precision (cost ∝ N·D·P, all three tensors at P): {p_star_ours:.2f} bits from "
-             f"our γ_w [{min(interval_star):.2f}, {max(interval_star):.2f}]; Kumar et al.'s γ_w gives "
+             f"our γ_w {star_range}; Kumar et al.'s γ_w gives "
              f"{p_star_kumar_tied:.2f} bits and their three separate γ's {p_star_kumar_each:.2f} bits (the paper "
              f"reports 7–8 bits: not reproduced from its printed constants under this cost model).")
 lines += [f"- {P_post}-bit {PTQ_METHOD.upper()} after training: {v['verdict']}." for P_post, v in ptq_verdicts.items()]
