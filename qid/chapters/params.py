@@ -230,6 +230,17 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("SEED", int, "seed", minimum=0),
         Parameter("SYNTHETIC_DESIGN", dict, "N, D, P -> lists of positive values"),
     ),
+    "07_training_precision": (
+        Parameter("GRID_TABLE", str, "path of the grid table (one row per training run)"),
+        Parameter("PTQ_TABLE", str, "path of the post-training quantization table"),
+        Parameter("PROVENANCE", str, "path of the grid's provenance JSON"),
+        Parameter("BOOTSTRAP_SAMPLES", int, "bootstrap replicates", minimum=0),
+        Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
+        Parameter("SEED", int, "seed", minimum=0),
+        Parameter("FIT_STARTS", int, "random starts of each fit", minimum=1),
+        Parameter("PTQ_METHOD", str, "post-training quantizer", allowed=("rtn", "gptq")),
+        Parameter("PRECISIONS", list, "training precisions scanned for P*, bits", item=float, minimum=1, maximum=32),
+    ),
 }
 
 # Checks that involve more than one value's type, by chapter: (description, predicate on the coerced values).
