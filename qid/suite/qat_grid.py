@@ -53,6 +53,11 @@ POST_METHODS = ("gptq",)                      # per output channel (GPTQ, as Kum
 EVAL_TOKENS = 16_384                           # predicted held-out tokens (130 windows of 128), seed 0
 CALIBRATION_SAMPLES = 64                       # GPTQ calibration sequences of SEQ_LEN tokens, seed 0
 RESULT_FILE = "result.json"
+# Where the corpus came from: issue 19's corpus (branch suite19) had landed when the grid started, but not on main; the
+# grid ran in a checkout of this code with suite19's data/corpus and data/tokenizer copied in (hence "+dirty" commits).
+CORPUS_SOURCE = ("data/corpus/* and data/tokenizer/* of branch suite19 at commit 489ee15 (10 sources, 19.2M training "
+                 "tokens), copied over a checkout of the code's commit; fingerprint = SHA-256 prefixes of train.jsonl.gz "
+                 "and tokenizer.json")
 # Measured single-thread training throughput of the family at batch 32 on an idle 2-core machine (tokens/s, issue 19's
 # benchmarks/bench_train.py), and the slowdown of the fake-quantized forward measured here (ratio of tokens/s, batch 8).
 SINGLE_THREAD_TOKENS_PER_SECOND = {"L4-13k": 57_000, "L4-29k": 45_000, "L4-51k": 31_700}
@@ -251,6 +256,7 @@ def collect(runs_dir: Path, out_dir: Path, command: str = "") -> dict:
         "what": "training-precision grid (issue 24): QAT runs of the suite's 4-layer family; see qid/suite/qat_grid.py",
         "command": command or "python -m qid.suite.qat_grid run / collect",
         "commits": sorted({r["commit"] for r in records}), "corpus": sorted({r["corpus"] for r in records}),
+        "corpus_source": CORPUS_SOURCE,
         "machines": sorted({r["machine"] for r in records}),
         "first_run_utc": min((r["saved_utc"] for r in records), default=None),
         "last_run_utc": max((r["saved_utc"] for r in records), default=None), "collected_utc": utc_now(),
