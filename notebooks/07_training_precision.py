@@ -110,9 +110,11 @@ display(Markdown(
     f"P_a, P_kv ∈ {{{', '.join(map(str, design['activation_kv_bits']))}}} at {design['activation_kv_at'][0]}, "
     f"D/N {design['activation_kv_at'][1]}. Code at commit(s) {', '.join(provenance['commits'])}, corpus "
     f"{', '.join(provenance['corpus'])}, on {', '.join(provenance['machines'])}."
-    + (f"\n\n**Not run** (the CPU was shared with the suite's training, which had priority; the grid ran at nice 10 "
-       f"and in phases, the broadest first): {len(missing)} runs — "
-       + ", ".join(f"`{name}`" for name in missing) + "." if missing else "")))
+    + (f"\n\n**Not run**: {len(missing)} runs (the CPU was shared with the suite's training, which had priority; the "
+       f"grid ran at nice 10, in phases, and is resumable: `python -m qid.suite.qat_grid run` finishes it):"
+       if missing else "")))
+if missing:
+    display(analysis.missing_runs(missing).style.hide(axis="index"))
 glue("qat_runs_measured", int(measured), display=False)
 glue("qat_runs_planned", int(planned), display=False)
 
@@ -122,7 +124,8 @@ glue("qat_runs_planned", int(planned), display=False)
 # Held-out loss (nats per token, in the run's training precision) against P_w, one panel per token budget, one
 # colour per size; activations and KV cache at 16 bits. Error bars are the standard error over the evaluation
 # windows (they are shared by every run, so differences between runs are more precise than the bars suggest;
-# the seed-to-seed spread below is the relevant noise). Lines: the fitted law of the next section.
+# the seed-to-seed spread below is the relevant noise). Lines: the fitted law of the next section, where it is
+# identified.
 
 # %% tags=["hide-input"]
 weights = grid[grid["part"] == "weights"]
@@ -138,7 +141,8 @@ for ax, rung in zip(axes[0], rungs):
         ax.errorbar(group["P_w"], group["loss"], yerr=group["loss_se"], fmt="o", ms=4, color=colors[N],
                     label=f"{group['size'].iloc[0]} (N = {N:,})", alpha=0.85)
         D = float(group["D"].iloc[0])
-        ax.plot(fine, fit.predict(N=N, D=D, P_w=fine, P_a=16, P_kv=16), color=colors[N], lw=1)
+        if fit.converged and fit.identified:  # an unidentified fit is not drawn
+            ax.plot(fine, fit.predict(N=N, D=D, P_w=fine, P_a=16, P_kv=16), color=colors[N], lw=1)
     ax.set_xscale("log", base=2)
     ax.set_xticks([3, 4, 5, 6, 8, 16], labels=["3", "4", "5", "6", "8", "16"])
     ax.set_xlabel("weight precision in training P_w (bits)")
@@ -173,18 +177,26 @@ display(pd.DataFrame(rows).style.hide(axis="index"))
 gamma_w = float(fit.params["gamma_w"])
 gamma_interval = (tuple(fit.intervals["gamma_w"]) if fit.intervals and fit.intervals.get("gamma_w") is not None
                   else analysis.wald_interval(gamma_w, fit.stderr.get("gamma_w"), CONFIDENCE))
-covers_kumar = bool(gamma_interval[0] <= KUMAR_PRECISION_GAMMAS["gamma_w"] <= gamma_interval[1])
 spread = analysis.seed_spread(grid)
 seed_sd = float(spread["difference"].std(ddof=1) / math.sqrt(2)) if len(spread) >= 2 else math.nan
+determined = bool(fit.converged and fit.identified and np.all(np.isfinite(gamma_interval)))
+if not determined:
+    gamma_interval = (math.nan, math.nan)
+covers_kumar = bool(determined and gamma_interval[0] <= KUMAR_PRECISION_GAMMAS["gamma_w"] <= gamma_interval[1])
+headline = (f"γ_w = **{gamma_w:.3g}** [{gamma_interval[0]:.3g}, {gamma_interval[1]:.3g}] (Kumar et al.: "
+            f"{KUMAR_PRECISION_GAMMAS['gamma_w']}; {'inside' if covers_kumar else 'outside'} our interval). "
+            if determined else
+            f"**γ_w is not determined by these runs** (the fitter's best value {gamma_w:.3g} is not an estimate; Kumar "
+            f"et al.: {KUMAR_PRECISION_GAMMAS['gamma_w']}). ")
 display(Markdown(
-    f"γ_w = **{gamma_w:.3g}** [{gamma_interval[0]:.3g}, {gamma_interval[1]:.3g}] (Kumar et al.: "
-    f"{KUMAR_PRECISION_GAMMAS['gamma_w']}; {'inside' if covers_kumar else 'outside'} our interval). "
+    headline +
     f"Fit on {fit.n_points} runs, {fit.n_free} free parameters, converged: {fit.converged}, identified: "
     f"{fit.identified}{' (' + '; '.join(fit.identification) + ')' if fit.identification else ''}. "
     f"Fitted relative scatter beyond the window errors: {fit.extra_scatter if fit.extra_scatter is not None else float('nan'):.2g}"
     + (f"; the seed-to-seed spread of one run's loss, from {len(spread)} pairs of seeds, is {seed_sd:.3g} nats "
        f"(SD of a single run)." if len(spread) >= 2 else ".")))
-glue("qat_gamma_w", gamma_w, display=False)
+glue("qat_gamma_w_determined", determined, display=False)
+glue("qat_gamma_w", gamma_w if determined else None, display=False)
 glue("qat_gamma_w_interval", [float(gamma_interval[0]), float(gamma_interval[1])], display=False)
 glue("qat_gamma_w_covers_kumar", covers_kumar, display=False)
 
@@ -204,10 +216,11 @@ ours_gammas = [float(fit.params[name]) for name in ("gamma_w", "gamma_a", "gamma
 readings = {
     "Kumar et al.: γ_w, γ_a, γ_kv each for its tensor": list(KUMAR_PRECISION_GAMMAS.values()),
     "Kumar et al.: γ_w for all three tensors": [KUMAR_PRECISION_GAMMAS["gamma_w"]] * 3,
-    "ours: fitted γ_w for all three tensors": [gamma_w] * 3,
-    "ours: fitted γ_w (γ_a, γ_kv as in the fit table)": ours_gammas,
-    "weights only (activations and KV at 16 bits), ours": [gamma_w],
+    "weights only (activations and KV at 16 bits), Kumar et al.'s γ_w": [KUMAR_PRECISION_GAMMAS["gamma_w"]],
 }
+if determined:
+    readings["ours: fitted γ_w for all three tensors"] = [gamma_w] * 3
+    readings["ours: fitted γ_w (γ_a, γ_kv as in the fit table)"] = ours_gammas
 optimum_rows = []
 for label, gammas in readings.items():
     star = analysis.closed_form_precision(gammas, scan)
@@ -222,7 +235,7 @@ check = analysis.optimal_training_precision(kumar, list(KUMAR_PRECISION_GAMMAS.v
 display(pd.DataFrame(optimum_rows).style.hide(axis="index"))
 p_star_kumar_tied = analysis.closed_form_precision([KUMAR_PRECISION_GAMMAS["gamma_w"]] * 3, scan)
 p_star_kumar_each = analysis.closed_form_precision(list(KUMAR_PRECISION_GAMMAS.values()), scan)
-p_star_ours = analysis.closed_form_precision([gamma_w] * 3, scan)
+p_star_ours = analysis.closed_form_precision([gamma_w] * 3, scan) if determined else math.nan
 display(Markdown(
     f"Our γ_w interval maps to P* ∈ {star_range} bits (all three tensors at P). Check of the closed form against a direct search over N and P at C = 10^20 with Kumar et al.'s full law: "
     f"P* = {check['P']:.2f} bits (closed form {p_star_kumar_each:.2f}). With weights alone at P, "
@@ -303,19 +316,22 @@ glue("qat_ptq_verdicts", {str(k): v["verdict"] for k, v in ptq_verdicts.items()}
 # %% tags=["hide-input"]
 lines = [
     f"- {measured} of {planned} planned QAT runs trained and measured (sizes {', '.join(sorted(grid['size'].unique()))}, "
-    f"budgets D/N {', '.join(f'{r:g}' for r in sorted(grid['rung'].unique()))}).",
-    f"- γ_w = {gamma_w:.3g} [{gamma_interval[0]:.3g}, {gamma_interval[1]:.3g}] ({CONFIDENCE:.0%}), beside Kumar et al.'s "
-    f"{KUMAR_PRECISION_GAMMAS['gamma_w']} ({'inside' if covers_kumar else 'outside'} the interval).",
+    f"budgets D/N {', '.join(f'{r:g}' for r in sorted(grid['rung'].unique()))}); the rest were cut by the shared CPU.",
+    (f"- γ_w = {gamma_w:.3g} [{gamma_interval[0]:.3g}, {gamma_interval[1]:.3g}] ({CONFIDENCE:.0%}), beside Kumar et al.'s "
+     f"{KUMAR_PRECISION_GAMMAS['gamma_w']} ({'inside' if covers_kumar else 'outside'} the interval)." if determined else
+     f"- γ_w: not determined by these runs (Kumar et al.: {KUMAR_PRECISION_GAMMAS['gamma_w']})."),
 ]
 for name, column in (("gamma_a", "P_a"), ("gamma_kv", "P_kv")):
-    if name not in fixed:
+    if name not in fixed and determined:
         low_high = (fit.intervals or {}).get(name) or analysis.wald_interval(fit.params[name], fit.stderr.get(name), CONFIDENCE)
         lines.append(f"- {name} = {fit.params[name]:.3g} [{low_high[0]:.3g}, {low_high[1]:.3g}] beside Kumar et al.'s "
                      f"{KUMAR_PRECISION_GAMMAS[name]}.")
     else:
-        lines.append(f"- {name}: not fitted ({fixed[name][1]}); Kumar et al.'s {KUMAR_PRECISION_GAMMAS[name]} used.")
-lines.append(f"- Compute-optimal training precision (cost ∝ N·D·P, all three tensors at P): {p_star_ours:.2f} bits from "
-             f"our γ_w {star_range}; Kumar et al.'s γ_w gives "
+        reason = fixed[name][1] if name in fixed else "the fit is not identified"
+        lines.append(f"- {name}: not fitted ({reason}); Kumar et al.'s {KUMAR_PRECISION_GAMMAS[name]} used.")
+lines.append(f"- Compute-optimal training precision (cost ∝ N·D·P, all three tensors at P): "
+             + (f"{p_star_ours:.2f} bits from our γ_w {star_range}; " if determined else "not computable from our fit; ")
+             + f"Kumar et al.'s γ_w gives "
              f"{p_star_kumar_tied:.2f} bits and their three separate γ's {p_star_kumar_each:.2f} bits (the paper "
              f"reports 7–8 bits: not reproduced from its printed constants under this cost model).")
 lines += [f"- {P_post}-bit {PTQ_METHOD.upper()} after training: {v['verdict']}." for P_post, v in ptq_verdicts.items()]
