@@ -148,7 +148,7 @@ for ax, rung in zip(axes[0], rungs):
     ax.set_xlabel("weight precision in training P_w (bits)")
     ax.set_title(f"D/N = {rung:g}", fontsize=10)
 axes[0][0].set_ylabel("held-out loss (nats/token)")
-axes[0][-1].legend(fontsize=8)
+legend = axes[0][-1].legend(fontsize=8, loc="best")  # assigned: no repr under the figure
 
 # %% [markdown]
 # ## γ_w fitted, beside Kumar et al.'s
