@@ -104,8 +104,9 @@ display(analysis.design_table(grid).style.hide(axis="index"))
 missing = provenance["not_run"]
 display(Markdown(
     f"**{measured} of {planned} planned runs** were trained and measured "
-    f"({provenance['train_core_seconds'] / 60:.1f} core-minutes of training; {provenance['planned_core_seconds'] / 60:.1f} "
-    f"planned for the whole design, from measured single-thread throughput). Sizes {', '.join(design['sizes'])}; "
+    f"({provenance['train_wall_seconds'] / 60:.0f} minutes of training wall time summed over runs, at ~1–3 % of a core "
+    f"each; {provenance['planned_core_seconds'] / 60:.1f} core-minutes planned for the whole design from measured "
+    f"single-thread throughput). Sizes {', '.join(design['sizes'])}; "
     f"budgets D/N = {', '.join(str(r) for r in design['rungs'])}; P_w ∈ {{{', '.join(map(str, design['weight_bits']))}}}; "
     f"P_a, P_kv ∈ {{{', '.join(map(str, design['activation_kv_bits']))}}} at {design['activation_kv_at'][0]}, "
     f"D/N {design['activation_kv_at'][1]}. Code at commit(s) {', '.join(provenance['commits'])}, corpus "
@@ -177,11 +178,21 @@ glue("qat_loss_3_minus_16", contrasts, display=False)
 # beside B and E.
 
 # %% tags=["hide-input"]
+gamma_w = float(fit.params["gamma_w"])
+gamma_interval = (tuple(fit.intervals["gamma_w"]) if fit.intervals and fit.intervals.get("gamma_w") is not None
+                  else analysis.wald_interval(gamma_w, fit.stderr.get("gamma_w"), CONFIDENCE))
+spread = analysis.seed_spread(grid)
+seed_sd = float(spread["difference"].std(ddof=1) / math.sqrt(2)) if len(spread) >= 2 else math.nan
+determined = bool(fit.converged and fit.identified and np.all(np.isfinite(gamma_interval)))
+if not determined:
+    gamma_interval = (math.nan, math.nan)
 rows = []
 for name in get_law(analysis.LAW).parameters:
     value = fit.params[name]
     if name in fixed:
         interval, how = ("", ""), f"fixed: {fixed[name][1]}"
+    elif not determined:
+        interval, how = ("", ""), "not determined by these runs"
     elif fit.intervals and name in fit.intervals and fit.intervals[name] is not None:
         interval, how = tuple(fit.intervals[name]), f"bootstrap ({BOOTSTRAP_SAMPLES} replicates)"
     else:
@@ -191,14 +202,6 @@ for name in get_law(analysis.LAW).parameters:
                                                 if interval[0] != "" and np.isfinite(interval[0]) else "–"),
                  "how": how, "Kumar et al.": f"{kumar[name]:.4g}"})
 display(pd.DataFrame(rows).style.hide(axis="index"))
-gamma_w = float(fit.params["gamma_w"])
-gamma_interval = (tuple(fit.intervals["gamma_w"]) if fit.intervals and fit.intervals.get("gamma_w") is not None
-                  else analysis.wald_interval(gamma_w, fit.stderr.get("gamma_w"), CONFIDENCE))
-spread = analysis.seed_spread(grid)
-seed_sd = float(spread["difference"].std(ddof=1) / math.sqrt(2)) if len(spread) >= 2 else math.nan
-determined = bool(fit.converged and fit.identified and np.all(np.isfinite(gamma_interval)))
-if not determined:
-    gamma_interval = (math.nan, math.nan)
 covers_kumar = bool(determined and gamma_interval[0] <= KUMAR_PRECISION_GAMMAS["gamma_w"] <= gamma_interval[1])
 headline = (f"γ_w = **{gamma_w:.3g}** [{gamma_interval[0]:.3g}, {gamma_interval[1]:.3g}] (Kumar et al.: "
             f"{KUMAR_PRECISION_GAMMAS['gamma_w']}; {'inside' if covers_kumar else 'outside'} our interval). "
@@ -301,12 +304,13 @@ ptq_verdicts = {}
 for row in summary_rows:
     rows_here = matched[(matched["P_post"] == row["P_post"]) & matched["in_range"]]
     mean, low, high, n = analysis.mean_with_interval(rows_here["difference"], CONFIDENCE)
-    verdict = ("not estimable (fewer than two QAT runs inside the 16-bit runs' loss range)" if n < 2 or not np.isfinite(low)
-               else "more robust (less δ_PTQ) than 16-bit-trained models of the same loss" if high < 0
-               else "less robust (more δ_PTQ) than 16-bit-trained models of the same loss" if low > 0
-               else "no difference resolved from 16-bit-trained models of the same loss")
+    verdict = ("not estimable (fewer than two QAT runs inside the 16-bit-trained runs' loss range)"
+               if n < 2 or not np.isfinite(low)
+               else "QAT checkpoints are more robust (less δ_PTQ) than 16-bit-trained ones of the same loss" if high < 0
+               else "QAT checkpoints are less robust (more δ_PTQ) than 16-bit-trained ones of the same loss" if low > 0
+               else "no difference resolved between QAT checkpoints and 16-bit-trained ones of the same loss")
     ptq_verdicts[int(row["P_post"])] = {"mean": mean, "low": low, "high": high, "n": n, "verdict": verdict}
-display(Markdown("\n".join(f"- {P_post}-bit {PTQ_METHOD.upper()}: QAT checkpoints are {v['verdict']}"
+display(Markdown("\n".join(f"- {P_post}-bit {PTQ_METHOD.upper()}: {v['verdict']}"
                            + (f" (mean difference {v['mean']:.3g} nats [{v['low']:.3g}, {v['high']:.3g}], {v['n']} runs)."
                               if v['n'] >= 2 and np.isfinite(v['low']) else ".")
                            for P_post, v in ptq_verdicts.items())))

@@ -269,7 +269,8 @@ def collect(runs_dir: Path, out_dir: Path, command: str = "") -> dict:
                    "calibration_samples": CALIBRATION_SAMPLES},
         "planned_runs": len(planned), "measured_runs": len(records), "not_run": missing,
         "planned_core_seconds": round(planned_core_seconds(), 1),
-        "train_core_seconds": round(float(sum(r["train_wall_s"] for r in records)), 1),
+        # wall seconds of the training loops (on a shared machine: far more than the CPU they used)
+        "train_wall_seconds": round(float(sum(r["train_wall_s"] for r in records)), 1),
     }
     atomic_write_text(out_dir / "provenance.json", json.dumps(provenance, indent=1) + "\n")
     return provenance
