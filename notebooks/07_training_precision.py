@@ -134,7 +134,7 @@ spread_missing = len(analysis.seed_spread(grid)) < 2
 fit, fixed = analysis.fit_precision_law(grid, bootstrap=BOOTSTRAP_SAMPLES, seed=SEED, starts=FIT_STARTS,
                                         confidence=CONFIDENCE)
 rungs = sorted(weights["rung"].unique())
-fig, axes = subplots(1, len(rungs), figsize=(4.2 * len(rungs), 3.6), sharey=True, squeeze=False)
+fig, axes = subplots(1, len(rungs), figsize=(4.2 * len(rungs), 3.6), squeeze=False)  # own y range per budget
 colors = dict(zip(sorted(weights["N"].unique()), ["#2980b9", "#e67e22", "#27ae60", "#8e44ad"]))
 fine = np.linspace(3, 16, 200)
 for ax, rung in zip(axes[0], rungs):
