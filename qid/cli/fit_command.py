@@ -133,15 +133,19 @@ def _run_fit(args) -> int:
         if error.result is None:
             raise CliError(str(error)) from None
         result, failure = error.result, str(error)
-    if args.out:
+    # An unidentified fit is kept out of --out unless asked for: predict and tokens-for-qid would use it as a fit
+    refused = failure is None and not result.identified and not args.accept_unidentified
+    if args.out and not refused:
         result.save(args.out)
     if args.json:
         content = result.to_dict(include_samples=False)
-        if args.out:
+        if args.out and not refused:
             content["saved_to"] = str(args.out)
         print_json(content)
     else:
-        print(result.fit_report())
+        from qid.fitting.report_text import fit_report_text
+
+        print(fit_report_text(result))
         print(f"objective ({result.objective_name}) = {result.objective:.8g}; {result.n_points} points; converged: {result.converged}")
         if result.intervals:
             for name, interval in result.intervals.items():
@@ -152,7 +156,7 @@ def _run_fit(args) -> int:
         if errors:
             scatter = f"; extra relative scatter {result.extra_scatter:.4g}" if result.extra_scatter is not None else ""
             print(f"  errors from column {errors} ({space} residuals / SE){scatter}; AICc {result.aicc:.6g}")
-        if args.out:
+        if args.out and not refused:
             print(f"saved to {args.out}")
     if failure:
         print(f"qid fit: {failure}", file=sys.stderr)
@@ -161,5 +165,8 @@ def _run_fit(args) -> int:
         for reason in result.identification:
             print(f"qid fit: not identified: {reason}", file=sys.stderr)
         if not args.accept_unidentified:
+            if args.out:
+                print(f"qid fit: {args.out} not written (the fit is not identified; --accept-unidentified writes it, marked)",
+                      file=sys.stderr)
             return EXIT_UNIDENTIFIED
     return 0
