@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from qid.measure.hub_requests import is_timeout, limit_hub_requests, timeout_message
+
 # Named datasets: (datasets.load_dataset arguments, text field, split for "calibration", split for "eval").
 NAMED_SOURCES = {
     "wikitext2": {"path": "wikitext", "name": "wikitext-2-raw-v1", "field": "text",
@@ -57,6 +59,7 @@ def _named_documents(name: str, role: str) -> list[str]:
     except ImportError as error:  # pragma: no cover - datasets is a requirement
         raise TextSourceError(f"text source {name!r} needs the `datasets` package") from error
     entry = NAMED_SOURCES[name]
+    limit_hub_requests()
     try:
         if "splits" in entry:
             split = entry["splits"].get(role, role)
@@ -73,6 +76,8 @@ def _named_documents(name: str, role: str) -> list[str]:
                 documents.append(record[entry["field"]])
         return documents
     except Exception as error:  # network, hub and cache errors come in many types
+        if is_timeout(error):
+            raise TextSourceError(timeout_message(f"text source {name!r} ({entry['path']})")) from error
         raise TextSourceError(
             f"text source {name!r} ({entry['path']}) could not be loaded with `datasets` "
             f"(offline machines have no hub access: use 'corpus:{role}' or a text file): {str(error).splitlines()[0] if str(error) else type(error).__name__}"
