@@ -83,3 +83,33 @@ def test_the_hub_time_limit_must_be_a_positive_number(monkeypatch):
     monkeypatch.setenv("QID_HUB_TIMEOUT_S", "soon")
     with pytest.raises(ValueError, match="QID_HUB_TIMEOUT_S"):
         hub_timeout_seconds()
+
+
+def test_a_ray_address_where_nothing_listens_fails_fast():
+    """Ray's client retries an unreachable GCS for minutes (chapter 02 with a dead RAY_ADDRESS hung); the
+    connection is now tried first and refused with one line."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    code = f"from qid.common.raycluster import connect\nconnect('127.0.0.1:{port}')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert result.returncode != 0 and "ValueError" in result.stderr, result.stderr
+    assert f"--ray 127.0.0.1:{port}: no Ray cluster reachable there" in result.stderr, result.stderr
+
+
+def test_a_curve_measured_at_every_step_is_refused_not_a_memory_exhaustion(capsys, tmp_path):
+    """60,000 steps of a cosine with the loss at every step (2 MB of CSV): the Multi-Power term would hold
+    ~1.8e9 pairs (14 GB). It is counted before anything is allocated and refused with one line."""
+    from cli_runner import run
+    from qid.laws.curves import curve_table
+    from qid.laws.schedules import cosine
+
+    lr = cosine(60_000, 500, 3e-4, 3e-5)
+    steps = np.arange(500, 60_000)
+    path = tmp_path / "every_step.csv"
+    curve_table({"long": {"lr": lr, "steps": steps, "loss": 3.0 + 1.0 / np.sqrt(steps)}}).to_csv(path, index=False)
+    status, _, err = run(capsys, "fit", "--law", "luo_multipower", "--data", path, "--starts", 1)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert "run 'long'" in lines[0] and "Multi-Power term" in lines[0] and "fewer steps" in lines[0]
