@@ -10,6 +10,7 @@ machine with `ray start`; 'ray://HOST:10001' uses Ray Client. On a cluster the r
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -50,7 +51,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, log=None) -
     log = log or (lambda message: print(message, file=sys.stderr))
     if not ray.is_initialized():
         if address in (None, "", "local"):
-            # loopback only: a private cluster has no reason to listen on the machine's network interface
+            # Loopback only: a private cluster has no reason to listen on the machine's network interface. Ray
+            # resolves 127.0.0.1 to that interface unless clusters are "disabled" (its flag for single-machine use);
+            # the environment variable carries the setting to the processes Ray starts.
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+            ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      _node_ip_address=LOCAL_NODE_ADDRESS)
         else:
