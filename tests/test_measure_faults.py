@@ -157,3 +157,31 @@ def test_repeated_ctrl_c_still_exits_130_with_the_saved_rows_line(model_folder, 
         pytest.skip("the sweep finished before the signal arrived")
     assert child.returncode == 130, (child.returncode, err)
     assert "Traceback" not in err and "interrupted" in err, err
+
+
+@pytest.mark.parametrize("copy", ["hard link", "copy"])
+def test_a_hard_linked_or_copied_checkpoint_is_the_same_checkpoint(capsys, model_folder, tmp_path, copy):  # noqa: F811
+    import shutil
+
+    output = tmp_path / "qid.csv"
+    status, out, err = measure(capsys, model_folder, output)
+    assert status == 0 and "1 row(s) written" in out, err
+    twin = tmp_path / "twin"
+    shutil.copytree(model_folder, twin, copy_function=os.link if copy == "hard link" else shutil.copy2)
+    status, out, err = measure(capsys, twin, output)
+    assert status == 0 and "0 row(s) written, 1 already done" in out, (out, err)
+    assert len(sweep.load_results(output)) == 1
+
+
+def test_a_retrained_checkpoint_with_other_weights_is_not_taken_for_a_copy(tmp_path, model_folder):  # noqa: F811
+    import shutil
+
+    from qid.measure.checkpoint_identity import same_checkpoint
+
+    other = tmp_path / "other"
+    shutil.copytree(model_folder, other)
+    weights = other / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    weights.write_bytes(bytes(data))
+    assert not same_checkpoint(model_folder, other) and same_checkpoint(model_folder, model_folder)
