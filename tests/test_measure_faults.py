@@ -185,3 +185,29 @@ def test_a_retrained_checkpoint_with_other_weights_is_not_taken_for_a_copy(tmp_p
     data[-1] ^= 1  # one bit of the last weight
     weights.write_bytes(bytes(data))
     assert not same_checkpoint(model_folder, other) and same_checkpoint(model_folder, model_folder)
+
+
+def test_a_long_text_is_tokenized_in_pieces_into_the_same_stream(tmp_path, monkeypatch):
+    """A 32 MiB text took 6-7 GB as one tokenizer call; pieces cut at line breaks give the identical stream."""
+    from qid.common import corpus_files
+    from qid.measure import textsource
+
+    text = "\n".join(document["text"] for document in corpus_files.load_split_documents("eval"))[:300_000]
+    text += "\n  indented line\n\n\nafter blank lines \nend"
+    path = tmp_path / "long.txt"
+    path.write_text(text)
+    tokenizer = load_tokenizer()
+    whole = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    calls = []
+    real_call = type(tokenizer).__call__
+
+    def recording_call(self, text_input, *args, **kwargs):
+        calls.append(len(text_input) if isinstance(text_input, str) else sum(map(len, text_input)))
+        return real_call(self, text_input, *args, **kwargs)
+
+    monkeypatch.setattr(textsource, "TOKENIZE_CHUNK_CHARS", 5_000)
+    monkeypatch.setattr(type(tokenizer), "__call__", recording_call)
+    textsource._STREAM_CACHE.clear()
+    stream = textsource.token_stream(str(path), tokenizer)
+    assert stream.tolist() == whole
+    assert len(calls) > 10 and max(calls) < 10_000  # never the whole text at once
