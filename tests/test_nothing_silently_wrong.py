@@ -85,9 +85,13 @@ def test_the_text_report_never_shows_a_zero_error(capsys, one_d_table, monkeypat
 
     monkeypatch.setattr(fit_module, "fit_law", fit_with_zero_error)
     status, out, _ = run(capsys, "fit", "--law", "ouyang_unified", "--data", one_d_table, "--starts", 2,
-                         "--accept-unidentified")
+                         "--accept-unidentified", "--lmfit-report")
     assert status == 0 and "[[Variables]]" in out
     assert "+/- 0.0000" not in out and "(0.00%)" not in out, out
+    status, out, _ = run(capsys, "fit", "--law", "ouyang_unified", "--data", one_d_table, "--starts", 2,
+                         "--accept-unidentified")  # the short table
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["k"], ["alpha"], ["beta"], ["gamma"])]
+    assert status == 0 and len(rows) == 4 and all(row[2] == "–" for row in rows), out
 
 
 def test_a_cluster_bootstrap_over_one_cluster_is_refused(capsys, good_fit, tmp_path):
