@@ -210,13 +210,14 @@ def append_row(path: str | os.PathLike, row: dict) -> bool:
             before = os.fstat(descriptor).st_size
             try:
                 _write_all(descriptor, data)
-                os.fsync(descriptor)
                 after = os.fstat(descriptor).st_size
                 if after != before + len(data):
                     raise OSError(f"{path}: append not verified (file is {after} bytes, expected {before + len(data)})")
             except BaseException:
                 os.ftruncate(descriptor, before)  # no half row stays behind
                 raise
+            # The row is whole: a Ctrl-C from here on must not cut it back (it did, when it came during fsync).
+            os.fsync(descriptor)
         finally:
             os.close(descriptor)
     return True
