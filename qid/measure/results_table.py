@@ -216,8 +216,13 @@ def append_row(path: str | os.PathLike, row: dict) -> bool:
             except BaseException:
                 os.ftruncate(descriptor, before)  # no half row stays behind
                 raise
-            # The row is whole: a Ctrl-C from here on must not cut it back (it did, when it came during fsync).
-            os.fsync(descriptor)
+            # The row is whole: a Ctrl-C from here on must not cut it back (it did, when it came during fsync);
+            # a failed fsync (the disk refused it) still does.
+            try:
+                os.fsync(descriptor)
+            except OSError:
+                os.ftruncate(descriptor, before)
+                raise
         finally:
             os.close(descriptor)
     return True
