@@ -18,7 +18,7 @@ import pandas as pd
 
 from qid.common.csvtables import DataError, check_table, load_table
 from qid.fitting.fit import fit_law
-from qid.laws.registry import KUMAR_BASE_PUBLISHED, KUMAR_PRECISION_GAMMAS, get_law
+from qid.laws.registry import KUMAR_BASE_PUBLISHED, KUMAR_PRECISION_GAMMAS
 
 CHAPTER = "07_training_precision"
 LAW = "kumar_effective_parameters"
