@@ -93,6 +93,9 @@ PROJECTION_BITS = [2, 3, 4]  # bit widths of the projections
 MAX_TOKENS = 1e14  # right end of the projections (training tokens)
 
 # %% tags=["hide-input"]
+from qid.chapters.params import apply_chapter_parameters  # strict types: no 2.5 bits, no true for a count
+
+apply_chapter_parameters("05_fits_on_our_data", globals())
 if METHOD not in ("gptq", "awq", "rtn"):
     raise ValueError(f"METHOD must be 'gptq', 'awq' or 'rtn', got {METHOD!r}")
 if not BITS or not all(isinstance(bits, int) and 2 <= bits <= 16 for bits in BITS):
