@@ -246,15 +246,6 @@ def test_schedules_chapter_reproduces_luo_and_fits_within_twice_the_published_er
         assert low <= values["decay_effect"] <= high and values["qid_loss_degree"] in (1, 2, 3, 4)
 
 
-@pytest.mark.slow
-def test_formats_chapter_ranks_the_formats_on_its_preset(executed_book):
-    values = chapter_values(executed_book, "08_float_formats")
-    assert values["formats_checkpoints"] >= 2 and values["formats_preset"] in ("tiny", "cpu", "cpu_l4")
-    assert values["formats_sun_preferred_4"] == "E2M1"  # Sun et al.'s law at 4 bits (papers.md §3)
-    assert 0 <= values["formats_covered"] <= values["formats_covered_of"]
-    assert isinstance(values["formats_best_at_top"], str) and values["formats_best_at_top"]
-
-
 def fresh_copy(destination: Path) -> Path:
     """What a fresh clone holds: the tracked (and new, not ignored) files of the working tree, nothing built."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO_ROOT,
