@@ -90,14 +90,16 @@ def test_decay_effect_recovers_a_known_effect_at_matched_loss(effect):
         assert result["aicc"]["loss + annealing"] < result["aicc"]["loss"]
 
 
-def test_matched_loss_differences_never_extrapolate():
-    train_log, qid_table = synthetic_suite(0.3, seed=2)
-    checkpoints = analysis.checkpoint_schedule_statistics(qid_table, analysis.suite_curve_runs(train_log), 0.999)
-    differences = analysis.matched_loss_differences(checkpoints, "gptq", 3)
-    assert len(differences) == 8  # 4 decayed checkpoints per size
-    matched = differences[differences["matched"]]
-    assert differences.loc[~differences["matched"], "difference"].isna().all()
-    assert (matched["difference"] > 0).all()  # decay adds QiD in this synthetic suite
+def test_matched_comparisons_never_extrapolate():
+    _, qid_table = synthetic_suite(0.3, seed=2)
+    result = analysis.schedule_effect(qid_table, "gptq", 3, min_rung=0)
+    pairs = result["pairs"]
+    assert len(pairs) == 8  # 4 decayed checkpoints per size
+    stable = qid_table[(qid_table["phase"] == "stable") & (qid_table["method"] == "gptq") & (qid_table["bits"] == 3)]
+    lowest = stable.groupby("size")["loss_16"].min()
+    outside = pairs["loss_16"].to_numpy() < lowest[pairs["size"]].to_numpy()
+    assert outside.any() and pairs.loc[outside, "matched_loss"].isna().all()
+    assert (pairs.loc[~outside, "matched_loss"] > 0).all()  # decay adds QiD in this synthetic suite
 
 
 def test_a_decay_branch_logged_from_its_branch_point_gets_its_parents_history():

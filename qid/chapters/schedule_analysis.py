@@ -246,23 +246,6 @@ def decay_effect(table: pd.DataFrame, method: str, bits: int, annealing: str = "
     }
 
 
-def matched_loss_differences(table: pd.DataFrame, method: str, bits: int) -> pd.DataFrame:
-    """Each decayed WSD checkpoint against its own size's constant-rate (stable) checkpoints at the same 16-bit
-    loss: the stable trajectory's QiD interpolated (linear in log loss) at the decayed checkpoint's loss.
-    `matched` is False where that loss lies outside the stable checkpoints' range (no extrapolation)."""
-    rows = table[(table["method"] == method) & (table["bits"] == bits) & (table["design"] == "wsd")]
-    out = []
-    for (size, seed), group in rows.groupby(["size", "train_seed"], dropna=False):
-        stable = group[group["phase"] == "stable"].sort_values("loss_16")
-        for row in group[group["phase"] == "decayed"].itertuples(index=False):
-            matched = len(stable) >= 2 and stable["loss_16"].min() <= row.loss_16 <= stable["loss_16"].max()
-            reference = float(np.interp(np.log(row.loss_16), np.log(stable["loss_16"]), stable["qid"])) if matched else np.nan
-            out.append({"size": size, "train_seed": seed, "step": row.step, "loss_16": row.loss_16, "qid": row.qid,
-                        "qid_se": row.qid_se, "qid_stable_at_same_loss": reference, "matched": matched,
-                        "difference": row.qid - reference if matched else np.nan})
-    return pd.DataFrame(out)
-
-
 def parameters_at_bounds(fit) -> list[str]:
     """Free parameters of a fit that ended on one of their bounds (within 1e-6 relative): not identified by the data."""
     names = []
@@ -282,19 +265,6 @@ def huber_objective(law_name: str, params: dict, runs: dict[str, dict], delta: f
     residuals = np.concatenate([np.log(run["loss"]) - np.log(law(params, lr=run["lr"], step=run["steps"]))
                                 for run in runs.values()])
     return float(huber(residuals, delta).sum())
-
-
-def mean_with_t_interval(table: pd.DataFrame, keys: list[str], column: str, confidence: float = 0.95) -> pd.DataFrame:
-    """Per group: count, mean of `column`, its standard error and t interval (n − 1 degrees of freedom)."""
-    rows = []
-    for key, group in table.groupby(keys):
-        values = group[column].to_numpy(float)
-        n, mean = len(values), float(values.mean())
-        se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * se) if n > 1 else math.nan
-        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "pairs": n, f"mean {column}": mean,
-                     "se": se, "t interval": [mean - half, mean + half]})
-    return pd.DataFrame(rows)
 
 
 def choose_loss_degree(table: pd.DataFrame, method: str, bits: int, degrees=(1, 2, 3, 4)) -> int:
@@ -424,6 +394,8 @@ def schedule_effect(qid: pd.DataFrame, method: str, bits: int, min_rung: float, 
     matched_tokens / matched_loss: clustered means of decayed − constant-rate QiD (nats), token_gap: geometric
     mean of the constant-rate comparator's tokens over the branch's at matched loss, verdict: a sentence}."""
     rows = first_calibration(qid[(qid["design"] == "wsd") & (qid["method"] == method) & (qid["bits"] == bits)])
+    if "tokens_per_parameter" not in rows:
+        rows = rows.assign(tokens_per_parameter=rows["tokens"] / rows["N"])
     pairs = matched_pairs(rows, min_rung)
     check = interpolation_check(rows)
     result = {"method": method, "bits": bits, "min_rung": min_rung, "confidence": confidence, "pairs": pairs,
