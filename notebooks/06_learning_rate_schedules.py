@@ -450,6 +450,7 @@ if schedule_ready:
         glue(f"schedule_{name}", float(f"{summary['mean']:.4g}"), display=False)
         glue(f"schedule_{name}_interval", [float(f"{summary['low']:.4g}"), float(f"{summary['high']:.4g}")], display=False)
     verdict = schedule["verdict"]
+    glue("schedule_verdict", verdict, display=False)
     glue("decay_adds_qid", bool(analysis.excludes_zero(at_loss) > 0), display=False)
     text = (f"**Result ({QID_METHODS[0].upper()}, {headline_bits} bits, decay branches at D/N ≥ {MIN_RUNG:g}, "
             f"{at_loss['families']} WSD families; {100 * CONFIDENCE:g}% t intervals over families).** "
