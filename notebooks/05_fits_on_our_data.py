@@ -121,6 +121,7 @@ else:
     raw.attrs["source"] = str(QID_TABLE)
     window_losses = load_table(WINDOW_LOSSES) if WINDOW_LOSSES and Path(WINDOW_LOSSES).is_file() else None
 measured, assumptions = suitefits.normalize_measured(raw)
+every_row = measured  # the error model learns from every seed pair and calibration repeat, trained or not
 if TRAINED_ONLY and "beats_bigram" in measured.columns:
     # the trained regime (chapter 3): a checkpoint that has not beaten a bigram model has not learned much beyond
     # word statistics; this is a criterion on the 16-bit model, not on the significance of its QiD
@@ -132,7 +133,7 @@ designs = DESIGNS if set(DESIGNS) & set(measured["design"]) else sorted(measured
 phases = PHASES if set(PHASES) & set(measured["phase"]) else sorted(measured["phase"].unique())
 if (designs, phases) != (DESIGNS, PHASES):
     assumptions.append(f"designs {DESIGNS} / phases {PHASES} absent: all rows used ({designs} / {phases})")
-rows, error_summary = suitefits.prepare_rows(measured, METHOD, BITS, designs, phases)
+rows, error_summary = suitefits.prepare_rows(every_row, METHOD, BITS, designs, phases, trained_only=TRAINED_ONLY)
 PRESET_NAME = str(measured["preset"].iloc[0]) if "preset" in measured.columns and measured["preset"].nunique() == 1 else "custom"
 WRITE_FITS = FITS_DIR is not None and not SYNTHETIC
 
@@ -254,7 +255,7 @@ unified, kumar = fits["ouyang_unified"], fits["kumar_ptq"]
 # The law with curvature in log D (registered as `curved_unified`), for the comparisons below (no bootstrap).
 curved = fit_law("curved_unified", rows, space="linear", errors=suitefits.TOTAL_ERROR, extra_scatter=EXTRA_SCATTER,
                  starts=suitefits.RANDOM_STARTS, seed=SEED, allow_failure=True)
-display(Markdown(f"Extra relative scatter: {unified.extra_scatter}; bootstrap: "
+display(Markdown(f"Extra relative scatter: {unified.extra_scatter or 0:.3g}; bootstrap: "
                  f"{unified.bootstrap['method'] if unified.bootstrap else 'none'}. The fitted values are in the tables below."))
 
 # %% tags=["hide-input"]
@@ -442,8 +443,8 @@ display(Markdown(
        "reliably beyond the rows it was fitted on." if (laws_only["rms_standardized"] > naive_rms).all() else
        f"; {laws_only['law'].iloc[0]} beats it.")
     + f" The hold-out's training rows are only {int((~held_out).sum())}: "
-    + ", ".join(f"N = {N:,.0f} at D/N {group['tokens_per_parameter'].min():.0f}–{group['tokens_per_parameter'].max():.0f}"
-                for N, group in rows[~held_out].groupby("N"))
+    + ", ".join(f"N = {N:,.0f} at D/N " + (f"{low:.0f}–{high:.0f}" if high > low * 1.02 else f"{low:.0f}")
+                for N, low, high in rows[~held_out].groupby("N")["tokens_per_parameter"].agg(["min", "max"]).itertuples())
     + ", a narrow D range per size, which is why the curved law's training fit may not be identified there."))
 
 # %% [markdown]

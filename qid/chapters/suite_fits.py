@@ -71,13 +71,19 @@ def normalize_measured(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out, notes
 
 
-def prepare_rows(table: pd.DataFrame, method: str, bits, designs, phases) -> tuple[pd.DataFrame, dict]:
+def prepare_rows(table: pd.DataFrame, method: str, bits, designs, phases,
+                 trained_only: bool = False) -> tuple[pd.DataFrame, dict]:
     """Rows a fit uses — every selected row, whatever its QiD — with the law's columns (P, D), the error model's
-    total standard error and the lineage cluster; and the error model's summary."""
+    total standard error and the lineage cluster; and the error model's summary. The error model is estimated on
+    the whole table (every seed pair and calibration repeat informs it); `trained_only` then keeps the rows of
+    checkpoints that beat the bigram baseline (column `beats_bigram`, where present)."""
     with_errors, summary = variance_components(table)
     rows = collapse_calibration_seeds(with_errors)
-    selected = rows[(rows["method"] == method) & rows["bits"].isin(list(bits)) & rows["design"].isin(list(designs))
-                    & rows["phase"].isin(list(phases))].reset_index(drop=True)
+    chosen = ((rows["method"] == method) & rows["bits"].isin(list(bits)) & rows["design"].isin(list(designs))
+              & rows["phase"].isin(list(phases)))
+    if trained_only and "beats_bigram" in rows.columns:
+        chosen &= rows["beats_bigram"].astype(bool)
+    selected = rows[chosen].reset_index(drop=True)
     if selected.empty:
         raise DataError(f"{table.attrs.get('source', 'QiD table')}: no rows for method {method}, bits {list(bits)}, "
                         f"designs {list(designs)}, phases {list(phases)}")

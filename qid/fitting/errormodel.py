@@ -137,7 +137,7 @@ def collapse_calibration_seeds(table: pd.DataFrame) -> pd.DataFrame:
              "top1_agree", "seconds", "loss_q", "calibration_from", "training_from")]
     keys = [key for key in keys if key in ("preset", "design", "phase", "run", "size", "N", "train_seed", "step",
                                            "tokens", "tokens_per_parameter", "epochs", "lr", "loss_16", "method",
-                                           "bits", "group_size", "var_training")]
+                                           "bits", "group_size", "var_training", "beats_bigram")]
     aggregated = table.groupby(keys, dropna=False, sort=False).agg(
         qid=("qid", "mean"), var_window=("var_window", "mean"), var_calibration=("var_calibration", "first"),
         calibration_seeds=("qid", "size"), calibration_from=("calibration_from", "first"),
