@@ -7,12 +7,13 @@
    space, residuals divided by each row's total standard error, with an optional extra scatter; intervals
    from a bootstrap over training lineages (and over eval windows where window losses exist). The laws'
    exponent bounds are symmetric about zero (`qid.laws.registry`), so no bound hides a sign.
-3. `compare_laws` ranks them by AICc and BIC on the same rows; `holdout_scores` refits each on the rows
-   that remain after one common hold-out (the largest size, and every size's largest D/N) and scores all
-   laws on those same held-out rows.
-4. `few_point_slope`: α as the slope of 4-ish per-size prefactors, with a t quantile (n − 2 dof).
+3. `compare_laws` gives row-level AICc and BIC (for reference: rows of one lineage are correlated, so the ranking
+   is by lineage cross-validation, `qid.chapters.exponent_checks.leave_one_lineage_out`); `holdout_scores` refits
+   each law on the rows that remain after one common hold-out (the largest size, and every size's largest D/N)
+   and scores all laws, and a naive nearest-row baseline, on those same held-out rows.
+4. `few_point_slope`: α as the slope of 4-ish per-size prefactors, with a t quantile (n − 2 dof): α's headline.
 5. `loss16_fit`: our 16-bit loss law (Chinchilla's form) from the checkpoints, for the worse-than-uniform
-   bound and the critical data size at our scale.
+   bound and the critical data size at our scale (used only where it is identified).
 """
 
 from __future__ import annotations

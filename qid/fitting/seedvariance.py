@@ -18,8 +18,9 @@ carried into every row's variance as the factor ν / (ν − 2) (the variance of
 freedom), so that a z-score against an estimated variance has unit spread. Both parameters are bounded below by
 small positive values, never by zero: no group gets a training variance of exactly zero.
 
-`seed_calibration` checks the model out of sample: each size's pairs in turn are held out, (a, r) re-estimated
-from the other sizes, and seed 1's QiD predicted from seed 0's; the z-scores' RMS per D/N band should be ≈ 1.
+`seed_calibration` checks the model's spread: seed 1's rows are held out and predicted by seed 0's QiD, and the
+z-scores' RMS per D/N band should be ≈ 1 (where QiD is small and where it is large). `leave_size_out` is the
+stricter version with (a, r) re-estimated without the scored size.
 """
 
 from __future__ import annotations
@@ -170,8 +171,7 @@ def seed_calibration(pairs: pd.DataFrame, groups: pd.DataFrame | None = None) ->
     2σ²_train(q₀) (the error model's, scaled by the kept seed's QiD) plus the pair's measured window and
     calibration variance. z = (q₁ − q₀)/√variance, and an RMS z near 1 in every D/N band means the model's
     spread is right where the data are small and where they are large. `groups`: the fitted (a, r)
-    (`fit_groups`; default: fitted to these pairs). With `groups=None` each size's pairs are scored by parameters
-    fitted to the other sizes' pairs (`leave_size_out`), a stricter check of the pooling over sizes."""
+    (`fit_groups`; default: fitted to these pairs)."""
     groups = fit_groups(pairs) if groups is None else groups
     records = []
     for (method, bits, size), group in pairs.groupby(["method", "bits", "size"]):
