@@ -369,19 +369,21 @@ display(in_fixed_d.round(6))
 # ## Where the noise comes from
 #
 # Each QiD row has three sources of error, each measured by the suite (`qid.fitting.errormodel`): the evaluation windows
-# (the paired standard error of every row), the calibration sample (three seeds on three checkpoints per size),
-# and the training seed (two seeds of every cosine run). Standard deviations in nats per token, side by side:
+# (the paired standard error of every row), the calibration sample (three seeds on a few checkpoints per size),
+# and the training seed (two seeds of every cosine run). The two seed components grow with QiD: each is modelled as
+# $a^2 + (r\cdot\mathrm{QiD})^2$ per quantizer and bit width (chapter 5 shows the fit and checks it on held-out
+# seeds). Median standard deviations over the rows at D/N ≥ `MIN_RUNG`, in nats per token, side by side:
 
 # %% tags=["remove-input"]
-_, pooled = errormodel.variance_components(qid_all[qid_all["method"].isin(METHODS) & (qid_all["rung"] >= MIN_RUNG)])
-window_sd = (qid_all[qid_all["rung"] >= MIN_RUNG].groupby(["method", "size", "bits"])["qid_se"].median()
-             .rename("windows").reset_index())
-calibration_sd = pooled["calibration"].assign(calibration=lambda t: np.sqrt(t["variance"].clip(lower=0)))
-training_sd = pooled["training"].assign(training_seed=lambda t: np.sqrt(t["variance"].clip(lower=0)))
-noise = (window_sd.merge(calibration_sd[["method", "size", "bits", "calibration"]], how="left",
-                         on=["method", "size", "bits"])
-         .merge(training_sd[["size", "bits", "training_seed"]], how="left", on=["size", "bits"]))
-noise = noise[noise["method"].isin(METHODS) & noise["bits"].isin(BITS)]
+# The error model learns from every row of the shown quantizers; the table summarises the rows at D/N ≥ MIN_RUNG.
+with_errors, _ = errormodel.variance_components(qid_all[qid_all["method"].isin(METHODS)])
+with_errors = with_errors[with_errors["rung"] >= MIN_RUNG]
+noise = (with_errors.assign(windows=np.sqrt(with_errors["var_window"]),
+                            calibration=np.sqrt(with_errors["var_calibration"]),
+                            training_seed=np.sqrt(with_errors["var_training"]))
+         .groupby(["method", "size", "bits"])[["windows", "calibration", "training_seed"]].median().reset_index())
+noise["calibration"] = noise["calibration"].where(noise["calibration"] > 0)  # RTN has no calibration sample
+noise = noise[noise["bits"].isin(BITS)]
 sd_columns = ["windows", "calibration", "training_seed"]
 main_noise = noise[noise["method"] == MAIN_METHOD].set_index(["bits", "size"])[sd_columns]
 main_noise = main_noise.reindex(pd.MultiIndex.from_product([sorted(noise["bits"].unique()), SIZES],
@@ -405,9 +407,8 @@ axes[0].legend(title="size", fontsize=8)
 fig_noise = fig
 
 # %% [markdown]
-# *Figure: the three error components of the main quantizer's QiD by size and bit width (median window SE of a
-# row; calibration and training-seed standard deviations pooled over the checkpoints with repeats; a component
-# estimated at or below zero is not drawn).*
+# *Figure: the three error components of the main quantizer's QiD by size and bit width (medians over the rows at
+# D/N ≥ `MIN_RUNG` of the window SE and of the error model's calibration and training-seed standard deviations).*
 #
 # ## QiD, KL divergence and top-1 agreement
 #
