@@ -33,7 +33,7 @@ def test_a_fit_perturbed_at_1e_10_leaves_the_file_untouched(saved):
     changed = perturbed(FIT, 1 + 1e-10)
     changed["message"] = "`xtol` termination condition is satisfied."
     changed["provenance"] = {"created": "now"}
-    changed["starts"] = {"best_start": {"beta": 0.5}}  # which start won is a property of the search
+    changed["starts"]["best_start"] = {"beta": 0.5}  # which start won is a property of the search
     FitResult.from_dict(changed).save(saved)
     assert saved.read_bytes() == before and saved.stat().st_mtime_ns == stamp
 
