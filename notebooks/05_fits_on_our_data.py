@@ -302,15 +302,19 @@ display(slope_table.style.hide(axis="index").format(
      "seed spread": "{:.2f}"}, na_rep="–"))
 if len(slope_table):
     by_band = slope_table.groupby(["D/N low", "D/N high"])["slope"].mean()
+    band_sizes = slope_table.groupby(["D/N low", "D/N high"])["sizes"].max()
     first_band, last_band = by_band.index[0], by_band.index[-1]
+    glue("beta_local_slope_first_sizes", int(band_sizes.iloc[0]), display=False)
+    glue("beta_local_slope_last_sizes", int(band_sizes.iloc[-1]), display=False)
     glue("beta_local_slope_first", round(float(by_band.iloc[0]), 3), display=False)
     glue("beta_local_slope_last", round(float(by_band.iloc[-1]), 3), display=False)
     glue("beta_local_slope_first_dn", round(float(np.sqrt(first_band[0] * first_band[1])), 1), display=False)
     glue("beta_local_slope_last_dn", round(float(np.sqrt(last_band[0] * last_band[1])), 1), display=False)
     display(Markdown(
         f"Averaged over bit widths, the local slope is {by_band.iloc[0]:.2f} around D/N ≈ "
-        f"{np.sqrt(first_band[0] * first_band[1]):.0f} and {by_band.iloc[-1]:.2f} around D/N ≈ "
-        f"{np.sqrt(last_band[0] * last_band[1]):.0f}"
+        f"{np.sqrt(first_band[0] * first_band[1]):.0f} ({band_sizes.iloc[0]} size(s) in the trained regime there) and "
+        f"{by_band.iloc[-1]:.2f} around D/N ≈ {np.sqrt(last_band[0] * last_band[1]):.0f} ({band_sizes.iloc[-1]} "
+        f"size(s))"
         + (": log QiD is concave in log D, and a single power law averages over a slope that falls along the ladder."
            if by_band.iloc[-1] < by_band.iloc[0] else ".")
         + f" The seed spread of a local slope is {slope_table['seed spread'].median():.2f} (median over bands)."))
@@ -382,7 +386,7 @@ log_axes(ax, y=False)
 ax.set_xlabel("training tokens D")
 ax.set_ylabel("standardized residual (total SE)")
 ax.legend(fontsize=8)
-glue("unified_residual_rms", float(np.sqrt(np.mean(standardized**2))), display=False)
+glue("unified_residual_rms", round(float(np.sqrt(np.mean(standardized**2))), 3), display=False)
 
 # %% [markdown]
 # ## Which law describes the data best
@@ -612,8 +616,9 @@ def interval(name: str) -> str:
 
 
 slope_sentence = (f"the local slope d ln QiD / d ln D falls from {by_band.iloc[0]:.2f} (D/N ≈ "
-                  f"{np.sqrt(first_band[0] * first_band[1]):.0f}) to {by_band.iloc[-1]:.2f} (D/N ≈ "
-                  f"{np.sqrt(last_band[0] * last_band[1]):.0f})" if len(slope_table) else "no local slopes")
+                  f"{np.sqrt(first_band[0] * first_band[1]):.0f}, {band_sizes.iloc[0]} size(s)) to "
+                  f"{by_band.iloc[-1]:.2f} (D/N ≈ {np.sqrt(last_band[0] * last_band[1]):.0f}, {band_sizes.iloc[-1]} "
+                  "size(s))" if len(slope_table) else "no local slopes")
 display(Markdown(
     ("- **Synthetic table: these numbers test the chapter, they are not measurements.**\n" if SYNTHETIC else "")
     + f"- {len(rows)} rows from {n_sizes} sizes, every one kept ({below_two_se} within 2 SE of zero); each weighted by "

@@ -20,7 +20,8 @@ GLUED = {
                             "unified_gamma_high": 4.2, "best_law_cv": "Ouyang unified", "best_law_cv_close": True,
                             "alpha_slope": 0.15, "alpha_slope_low": -0.4, "alpha_slope_high": 0.7,
                             "alpha_determined": False, "beta_local_slope_first": 1.8, "beta_local_slope_first_dn": 20,
-                            "beta_local_slope_last": 0.9, "beta_local_slope_last_dn": 226, "beta_estimator_min": 0.99,
+                            "beta_local_slope_last": 0.9, "beta_local_slope_last_dn": 226,
+                            "beta_local_slope_first_sizes": 1, "beta_local_slope_last_sizes": 2, "beta_estimator_min": 0.99,
                             "beta_estimator_max": 1.89, "holdout_naive_beats_every_law": True,
                             "holdout_rms_z": {"naive (nearest kept row)": 2.7, "Ouyang unified": 4.5, "Kumar δ_PTQ": 4.6}},
     "06_learning_rate_schedules": {"luo_published_metrics_match": True, "schedule_families": 4,
@@ -47,7 +48,7 @@ def test_findings_are_no_stronger_than_their_intervals():
     rows = {title: text for title, _, text in statements(GLUED)}
     exponents, schedules = rows["Our exponents"], rows["Schedules"]
     assert "α = 0.15 [-0.4, 0.7]" in exponents and "α is not determined" in exponents  # the size-level interval
-    assert "falls from 1.80 (D/N ≈ 20) to 0.90 (D/N ≈ 226)" in exponents and "from 0.99 to 1.89" in exponents
+    assert "falls from 1.80 (D/N ≈ 20, 1 size(s)) to 0.90 (D/N ≈ 226, 2 size(s))" in exponents and "from 0.99 to 1.89" in exponents
     assert "not decisively" in exponents and "4.5–4.6 standard errors" in exponents and "naive" in exponents
     assert "[-0.0295, 0.0003]" in schedules and "1.37×" in schedules and "interval contains zero" in schedules
     determined = {**GLUED["05_fits_on_our_data"], "alpha_slope_low": 0.1, "alpha_determined": True}

@@ -15,7 +15,7 @@ Glued names read (chapter: names):
   04_fitter_validation: chinchilla_available, chinchilla_{E,alpha,beta}_relative_error, coverage_wald,
                         coverage_bootstrap
   05_fits_on_our_data: unified_{beta,gamma} with _low/_high, fit_n_points; optional: beta_local_slope_{first,last}
-    (with _dn), beta_estimator_{min,max}, alpha_slope with _low/_high, alpha_determined, best_law_cv(_close),
+    (with _dn, _sizes), beta_estimator_{min,max}, alpha_slope with _low/_high, alpha_determined, best_law_cv(_close),
     holdout_rms_z, holdout_naive_beats_every_law
   06_learning_rate_schedules: luo_published_metrics_match; optional: schedule_{matched_tokens,matched_loss,token_gap}
     with _interval, schedule_families, schedule_verdict
@@ -129,9 +129,13 @@ def _exponents(get) -> str:
             f"{trend}.")
 
     def local() -> str:
+        def sizes(end: str) -> str:
+            return _optional(lambda: f", {get(chapter, f'beta_local_slope_{end}_sizes')} size(s)")
+
         return (f" But no single exponent describes D: the local slope d ln QiD / d ln D falls from "
-                f"{get(chapter, 'beta_local_slope_first'):.2f} (D/N ≈ {get(chapter, 'beta_local_slope_first_dn'):.0f}) "
-                f"to {get(chapter, 'beta_local_slope_last'):.2f} (D/N ≈ {get(chapter, 'beta_local_slope_last_dn'):.0f}), "
+                f"{get(chapter, 'beta_local_slope_first'):.2f} (D/N ≈ {get(chapter, 'beta_local_slope_first_dn'):.0f}"
+                f"{sizes('first')}) to {get(chapter, 'beta_local_slope_last'):.2f} (D/N ≈ "
+                f"{get(chapter, 'beta_local_slope_last_dn'):.0f}{sizes('last')}), "
                 f"and reasonable estimators on the same rows give β from {get(chapter, 'beta_estimator_min'):.2f} "
                 f"to {get(chapter, 'beta_estimator_max'):.2f}.")
 
