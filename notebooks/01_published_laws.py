@@ -18,7 +18,7 @@
 #
 # ## Overview
 #
-# {cite:t}`ouyang2024lowbit` fit a scaling law to the quantization-induced degradation (QiD) of GPTQ-quantized
+# {cite:t}`ouyang2024lowbit` fit a scaling law to the quantization-induced degradation ({term}`QiD`) of {term}`GPTQ`-quantized
 # Pythia checkpoints and use it to say how many training tokens a model of a given size can take before
 # low-bit quantization costs a given amount of loss (their Table 1), and how much a 4-bit model would lose
 # after 100 trillion tokens (their Figure 1). This chapter takes their published parameters at face value and
@@ -47,6 +47,8 @@ import math
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from myst_nb import glue
 
 from qid.fitting.printedtable import printed_precision_fit
@@ -54,6 +56,7 @@ from qid.chapters.params import apply_chapter_parameters
 from qid.measure.checkpoints import gpt_neox_non_embedding_formula
 from qid.fitting.fit import fit_law
 from qid.laws.registry import LAWS, get_law
+from qid.chapters.formatting import format_number, format_size, page_table
 from qid.chapters.plots import bit_color, log_axes, subplots
 from qid.laws.projection import capped_qid, tokens_for_rows, uniform_guess_loss, worse_than_uniform_crossing
 from qid.laws.reference import load_ouyang_table1
@@ -99,7 +102,7 @@ published = unified.parameter_sets["published"].values
 rows = []  # a list rather than a table: the equations and parameter sets need the page's width
 for law in LAWS.values():
     sets = "; ".join(
-        f"`{name}` ({ps.status}): " + ", ".join(f"{key} = {value:.4g}" for key, value in ps.values.items())
+        f"`{name}` ({ps.status}): " + ", ".join(f"{key} = {format_number(value, digits=4)}" for key, value in ps.values.items())
         for name, ps in law.parameter_sets.items()
     )
     rows.append(f"- **`{law.name}`** ({{cite:t}}`{law.source}`): ${law.latex}$  \n  parameter sets: {sets or 'none published'}")
@@ -125,18 +128,20 @@ def comparison(predicted_tokens: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
-    """Table 1's layout: a row per (size, QiD), published | reproduced per bit width."""
+def side_by_side(frame: pd.DataFrame):
+    """Table 1's layout as a page table: a row per (size, QiD), printed | reproduced per bit width (trillions)."""
     frame = frame.assign(qid_threshold=frame["qid_threshold"].map("{:.1f}".format))
     wide = frame.pivot_table(index=["size", "qid_threshold"], columns="bits",
                              values=["tokens_trillions", "predicted_trillions"], sort=False)
     wide.columns = [f"{bits}-bit {'printed' if kind == 'tokens_trillions' else 'ours'}" for kind, bits in wide.columns]
-    return wide[sorted(wide.columns, key=lambda name: (name.split("-")[0], "ours" in name))]
+    wide = wide[sorted(wide.columns, key=lambda name: (name.split("-")[0], "ours" in name))]
+    four_digits = {column: (lambda value: format_number(value, digits=4)) for column in wide.columns}
+    return page_table(wide.rename_axis(index=["size", "QiD"]), formats=four_digits)
 
 
 unified_params_by_bits = {bits: published for bits in (2, 3, 4)}
 unified_table = comparison(tokens_for_rows(unified, unified_params_by_bits, table1))
-side_by_side(unified_table).style.format("{:.4g}")
+side_by_side(unified_table)
 
 # %% tags=["hide-input"]
 worst_unified = unified_table.groupby("bits")["relative_error"].apply(lambda errors: errors.abs().max())
@@ -181,14 +186,14 @@ for bits in (2, 3, 4):
 
 # %% tags=["hide-input"]
 fitted_parameters = pd.DataFrame(
-    {f"{bits} bits": {**result.params, "largest miss (rounding half-widths)": float(rounding_misses[bits].max())}
+    {bits: {**result.params, "largest miss (rounding half-widths)": float(rounding_misses[bits].max())}
      for bits, result in per_bit_fits.items()}
-).T
-fitted_parameters.style.format("{:.4g}")
+).T.rename_axis("bits")
+page_table(fitted_parameters, formats={name: lambda value: format_number(value, digits=4) for name in per_bit.parameters})
 
-# %%
+# %% tags=["hide-input"]
 per_bit_table = comparison(tokens_for_rows(per_bit, {bits: fit.params for bits, fit in per_bit_fits.items()}, table1))
-side_by_side(per_bit_table).style.format("{:.4g}")
+side_by_side(per_bit_table)
 
 # %% tags=["hide-input"]
 per_bit_max_error = float(per_bit_table["relative_error"].abs().max())
@@ -236,7 +241,7 @@ nominal_rms = float(reading_table.loc["nominal"].max())
 other_rms = float(reading_table.drop(index="nominal").min(axis=None))
 glue("nominal_reading_rms", nominal_rms, display=False)
 glue("non_embedding_reading_rms", other_rms, display=False)
-reading_table.style.format("{:.2e}")
+page_table(reading_table.rename(columns=lambda bits: f"{bits} bits: RMS log residual"))
 
 # %% tags=["hide-input"]
 display(Markdown(
@@ -269,26 +274,34 @@ kumar_offset_params = kumar.parameter_sets["published_with_offset"].values
 tokens = np.logspace(9, math.log10(MAX_TOKENS), 200)
 uniform_loss = uniform_guess_loss(VOCAB_SIZE)
 
-fig, axes = subplots(1, len(PROJECTION_SIZES), figsize=(4.2 * len(PROJECTION_SIZES), 4.2), sharey=True)
+# One panel per model size, stacked at the page's width; colour is the bit width and line style the law, so the
+# legend needs one entry per bit width and one per law instead of one per curve.
+LAW_STYLES = {"unified (published)": dict(ls="-"), "per-bit fit": dict(ls="--"),
+              "Kumar δ_PTQ, b left out": dict(ls=":"), "Kumar δ_PTQ × e^b": dict(ls="-.", lw=0.9)}
+fig, axes = subplots(len(PROJECTION_SIZES), 1, figsize=(5.0, 1.9 * len(PROJECTION_SIZES) + 1.4),
+                     sharex=True, sharey=True)
 for ax, size in zip(np.atleast_1d(axes), PROJECTION_SIZES):
     # QiD above which Loss_16 + QiD > ln V: shade from there up.
     qid_at_uniform = uniform_loss - loss16(loss16_params, N=size, D=tokens)
-    ax.fill_between(tokens, qid_at_uniform, 1e3, color="0.85", label="worse than uniform guess")
+    ax.fill_between(tokens, qid_at_uniform, 1e3, color="0.85")
     for bits in PROJECTION_BITS:
         color = bit_color(bits)
-        ax.plot(tokens, unified(published, N=size, D=tokens, P=bits), color=color, label=f"{bits}-bit unified")
+        ax.plot(tokens, unified(published, N=size, D=tokens, P=bits), color=color, **LAW_STYLES["unified (published)"])
         if bits in per_bit_fits:
-            ax.plot(tokens, per_bit(per_bit_fits[bits].params, N=size, D=tokens), color=color, ls="--", label=f"{bits}-bit per-bit fit")
-        ax.plot(tokens, kumar(kumar_params, N=size, D=tokens, P=bits), color=color, ls=":", label=f"{bits}-bit Kumar δ_PTQ (b left out)")
-        ax.plot(tokens, kumar(kumar_offset_params, N=size, D=tokens, P=bits), color=color, ls="-.", lw=0.8,
-                label=f"{bits}-bit Kumar δ_PTQ × e^b")
+            ax.plot(tokens, per_bit(per_bit_fits[bits].params, N=size, D=tokens), color=color, **LAW_STYLES["per-bit fit"])
+        ax.plot(tokens, kumar(kumar_params, N=size, D=tokens, P=bits), color=color, **LAW_STYLES["Kumar δ_PTQ, b left out"])
+        ax.plot(tokens, kumar(kumar_offset_params, N=size, D=tokens, P=bits), color=color,
+                **LAW_STYLES["Kumar δ_PTQ × e^b"])
     log_axes(ax)
     ax.set_ylim(1e-3, 1e2)
-    ax.set_xlabel("training tokens D")
-    ax.set_title(f"N = {size:.3g} parameters", fontsize=10)
-np.atleast_1d(axes)[0].set_ylabel("predicted QiD (nats per token)")
-handles, labels = np.atleast_1d(axes)[-1].get_legend_handles_labels()
-fig.legend(handles, labels, loc="outside right center", fontsize=8);
+    ax.text(0.02, 0.95, f"N = {format_size(size)}", transform=ax.transAxes, va="top", fontsize=11,
+            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8))
+    ax.set_ylabel("QiD (nats/token)")
+np.atleast_1d(axes)[-1].set_xlabel("training tokens D")
+handles = ([Line2D([], [], color=bit_color(bits), lw=2, label=f"{bits} bits") for bits in PROJECTION_BITS]
+           + [Patch(color="0.85", label="worse than uniform")]
+           + [Line2D([], [], color="0.2", label=law, **style) for law, style in LAW_STYLES.items()])
+fig.legend(handles=handles, loc="outside lower center", ncols=2);
 
 # %% [markdown]
 # QiD at $D = $ `MAX_TOKENS` from each law (nats per token). Where a value is past the worse-than-uniform
@@ -318,8 +331,8 @@ for size in PROJECTION_SIZES:
                 lambda D, size=size, bits=bits: unified(published, N=size, D=D, P=bits), VOCAB_SIZE),
         })
 projection = pd.DataFrame(projection_rows)
-number_columns = [column for column in projection.columns if column not in ("bits", "past ln V")]
-projection.style.format({column: "{:.3g}" for column in number_columns})
+page_table(projection, formats={"N": format_size, "tokens where worse than uniform":
+                                lambda tokens: format_number(tokens) if math.isfinite(tokens) else "beyond 10²⁰"})
 
 # %% tags=["hide-input"]
 crossings = projection.set_index(["N", "bits"])["tokens where worse than uniform"]
@@ -344,13 +357,14 @@ display(Markdown(
     f"(largest error {worst_unified[2]:.1%}, the size of the table's rounding), but not the 3-bit ({worst_unified[3]:.0%}) or 4-bit ({worst_unified[4]:.0%}) columns.\n"
     f"- Per-bit laws fitted with lmfit, each cell weighted by its printed precision, reproduce {cells_within} of {len(per_bit_table)} cells within "
     f"{TOLERANCE:.0%} (largest error {per_bit_max_error:.2%}); their parameters are in `{FITS_DIR}/`.\n"
-    f"- At {MAX_TOKENS:.0e} training tokens the unified law predicts a QiD of "
-    f"{worst_four_bit['unified'].iloc[0]:.3g} nats for a {largest:.3g}-parameter model at "
-    f"{max(PROJECTION_BITS)} bits (per-bit fit: {worst_four_bit['per-bit fit'].iloc[0]:.3g}; Kumar et al.: "
-    f"{worst_four_bit['Kumar δ_PTQ (b left out)'].iloc[0]:.3g} with $b$ left out, "
-    f"{worst_four_bit['Kumar δ_PTQ × e^b'].iloc[0]:.3g} with $e^b$: the reading of $b$ is open).\n"
-    + "".join(f"- A {size:.3g}-parameter model at {bits} bits becomes worse than a uniform guess after "
-              f"{crossing:.3g} training tokens (unified law with the Pythia loss law).\n"
+    f"- At {format_number(MAX_TOKENS)} training tokens the unified law predicts a QiD of "
+    f"{format_number(worst_four_bit['unified'].iloc[0])} nats for a {format_size(largest)}-parameter model at "
+    f"{max(PROJECTION_BITS)} bits (per-bit fit: {format_number(worst_four_bit['per-bit fit'].iloc[0])}; Kumar et al.: "
+    f"{format_number(worst_four_bit['Kumar δ_PTQ (b left out)'].iloc[0])} with $b$ left out, "
+    f"{format_number(worst_four_bit['Kumar δ_PTQ × e^b'].iloc[0])} with $e^b$: the reading of $b$ is open).\n"
+    + "".join(f"- A {format_size(size)}-parameter model at {bits} bits becomes worse than a uniform guess after "
+              f"{format_number(crossing) if math.isfinite(crossing) else 'more than 10²⁰'} training tokens "
+              "(unified law with the Pythia loss law).\n"
               for (size, bits), crossing in crossings.items() if size == min(PROJECTION_SIZES))
     +
     "- These are the paper's laws evaluated far outside the range they were fitted on (Pythia: up to 12B "

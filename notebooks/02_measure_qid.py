@@ -21,14 +21,15 @@
 # Quantization-induced degradation (QiD, written $\Delta_q\mathrm{Loss}$ by {cite:t}`ouyang2024lowbit`) is the
 # cross-entropy loss of a weight-quantized model minus that of the same model in 16 bits, on the same held-out
 # text. Everything later in the book is fitted to QiD values, so this chapter shows how the book measures one,
-# on a model small enough to train here in seconds:
+# on a model small enough to train on a CPU while the chapter runs (its training time on the build machine is
+# printed below):
 #
 # 1. a checkpoint and its metadata: $N$ (non-embedding parameters, counted from the model) and $D$ (training
 #    tokens);
 # 2. what is quantized: the `Linear` weights of the transformer blocks, fake-quantized back to the compute
-#    precision, with round-to-nearest (RTN), GPTQ {cite:p}`frantar2022gptq` and AWQ {cite:p}`lin2023awq`;
+#    precision, with round-to-nearest ({term}`RTN`), {term}`GPTQ` {cite:p}`frantar2022gptq` and {term}`AWQ` {cite:p}`lin2023awq`;
 #    the embeddings and the output head stay in 16 bits, as in GPTQ practice and in the paper's checkpoints;
-# 3. paired evaluation: both models score the same fixed windows of held-out text, and QiD's standard error
+# 3. {term}`paired evaluation <Paired evaluation>`: both models score the same fixed windows of held-out text, and QiD's standard error
 #    comes from the per-window differences;
 # 4. a sweep over methods × bits, appended cell by cell to a CSV that survives interruptions, and QiD against
 #    bits for each method;
@@ -38,8 +39,9 @@
 #
 # - Data: the book's corpus and tokenizer (`data/corpus/`, `data/tokenizer/`; see `data/README.md`). The
 #   evaluation text is the corpus's held-out `eval` split; GPTQ and AWQ calibrate on its `calibration` split.
-# - Nothing to download and no GPU: the chapter trains its own 0.1M-parameter GPT-NeoX with `qid.suite.train`
-#   (seconds on a laptop CPU) and measures it on the CPU in fp32.
+# - Nothing to download and no GPU: the chapter trains its own GPT-NeoX of about 150k non-embedding parameters
+#   with `qid.suite.train` and measures it on the CPU in fp32; how long that took, and on which machine, is printed
+#   after the training cell.
 # - Writes only under `runs/` (gitignored): the small model and the sweep's CSV.
 
 # %% [markdown]
@@ -47,7 +49,9 @@
 
 # %% tags=["hide-input"]
 import math
-import warnings
+import os
+import platform
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,19 +60,17 @@ import torch
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
-from tqdm import TqdmWarning
 
-warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in the book's kernel: text bars are fine
+from qid.chapters.quiet import quiet_libraries
 
-from transformers.utils import logging as transformers_logging
+quiet_libraries()  # no progress bars or library notes in the book (before torchao is imported by transformers)
 
 from qid.measure import checkpoints, evaluate, quantize, ray_sweep, sweep, textsource
-from qid.chapters.tables import show_long_table, styled
+from qid.chapters.formatting import format_count, format_number, format_se, format_size, format_value_se, page_table
+from qid.chapters.tables import show_long_table
 from qid.chapters.params import apply_chapter_parameters
 from qid.chapters.plots import bit_color, subplots
 from qid.suite.train import train_small_model
-
-transformers_logging.disable_progress_bar()  # no weight-loading bars in the book
 
 # %% [markdown]
 # ## Parameters
@@ -103,21 +105,29 @@ apply_chapter_parameters("02_measure_qid", globals())  # coerce papermill's text
 # GPT-NeoX is $N = L(12d^2 + 13d) + 2d$.
 
 # %%
+training_seconds = None
 if CHECKPOINTS:
     checkpoint_list = list(CHECKPOINTS)
 else:
+    started = time.perf_counter()
     folder = train_small_model(Path(WORK_DIR) / f"small-0.1m-{TRAIN_STEPS}steps-seed{SEED}", steps=TRAIN_STEPS,
                                size="0.1m", batch_size=16, seq_len=64, max_lr=5e-3, seed=SEED, device=DEVICE)
     checkpoint_list = [str(folder)]
+    training_seconds = time.perf_counter() - started
 
 device = torch.device(DEVICE if DEVICE != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
 model, tokenizer, info = checkpoints.load_checkpoint(checkpoint_list[0], device=device,
                                                     dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 # %% tags=["hide-input"]
-pd.DataFrame([{"checkpoint": Path(info.checkpoint).name, "family": info.family, "step": info.step,
-               "N (non-embedding)": f"{info.N:,}", "total parameters": f"{info.total_parameters:,}",
-               "D (tokens)": f"{info.D:,.0f}", "context (tokens)": info.context_length}]).style.hide(axis="index")
+BUILD_MACHINE = f"{platform.machine()} CPU, {os.cpu_count()} cores visible, torch {torch.__version__}"
+if training_seconds is not None:
+    display(Markdown(f"Trained {TRAIN_STEPS} steps in **{training_seconds:.0f} s** on the machine that built this "
+                     f"page ({BUILD_MACHINE}; shared with other jobs, so a quiet machine is faster)."))
+page_table(pd.DataFrame([{"checkpoint": Path(info.checkpoint).name, "family": info.family, "step": info.step,
+                          "N (non-embedding)": info.N, "total parameters": info.total_parameters,
+                          "D (tokens)": info.D, "context (tokens)": info.context_length}]),
+           formats={"N (non-embedding)": format_count, "total parameters": format_count, "D (tokens)": format_count})
 
 # %% [markdown]
 # ## What gets quantized
@@ -130,7 +140,8 @@ pd.DataFrame([{"checkpoint": Path(info.checkpoint).name, "family": info.family, 
 # %% tags=["hide-input"]
 linears = quantize.quantizable_linears(model)
 quantized_weights = sum(module.weight.numel() for module in linears.values())
-pd.DataFrame([{"layer": name, "shape": tuple(module.weight.shape)} for name, module in linears.items()])
+page_table(pd.DataFrame([{"layer": name, "shape (out × in)": " × ".join(map(str, module.weight.shape))}
+                        for name, module in linears.items()]))
 
 # %% tags=["hide-input"]
 display(Markdown(
@@ -177,7 +188,7 @@ example = evaluate.paired_qid(losses_16, losses_q, tokens_per_window=eval_window
 unpaired_se = math.sqrt(float(losses_16.var()) / len(losses_16) + float(losses_q.var()) / len(losses_q))
 
 # %% tags=["hide-input"]
-fig, ax = subplots(figsize=(6.5, 4.2))
+fig, ax = subplots(figsize=(5.0, 3.6))
 ax.scatter(losses_16, losses_q, s=10, alpha=0.6)
 limits = [float(min(losses_16.min(), losses_q.min())), float(max(losses_16.max(), losses_q.max()))]
 ax.plot(limits, limits, color="0.5", lw=1)
@@ -190,7 +201,7 @@ plt.show()
 # is equality. The windows spread along the line far more than they stray from it.*
 
 # %% tags=["hide-input"]
-fig, ax = subplots(figsize=(6.5, 3.6))
+fig, ax = subplots(figsize=(5.0, 3.0))
 ax.hist((losses_q - losses_16).numpy(), bins=30, color=bit_color(example_bits))
 ax.axvline(example.qid, color="k", lw=1)
 ax.set_xlabel("per-window loss difference, quantized − 16-bit (nats/token)")
@@ -203,10 +214,14 @@ plt.show()
 # %% tags=["hide-input"]
 display(Markdown(
     f"On {example.windows} windows ({example.eval_tokens:,} predicted tokens), {example_method} at {example_bits} bits: "
-    f"QiD = {example.qid:.4f} ± {example.qid_se:.4f} nats (paired SE). Treating the two losses as independent "
-    f"samples would give an SE of {unpaired_se:.4f}, {unpaired_se / example.qid_se:.0f}× larger."
+    f"QiD = {format_value_se(example.qid, example.qid_se)} nats (paired SE). Treating the two losses as independent "
+    f"samples would give an SE of {format_se(unpaired_se)}, {unpaired_se / example.qid_se:.0f}× larger."
 ))
 glue("measure_paired_se_gain", float(unpaired_se / example.qid_se), display=False)
+glue("measure_example_qid", float(example.qid), display=False)
+glue("measure_example_qid_se", float(example.qid_se), display=False)
+glue("measure_example_method", str(example_method), display=False)
+glue("measure_example_bits", int(example_bits), display=False)
 
 # %% [markdown]
 # ## The sweep
@@ -231,8 +246,9 @@ results = ray_sweep.results_for(spec, OUTPUT_CSV) if RAY_ADDRESS else sweep.resu
 display(Markdown(f"{summary['written']} cell(s) measured now, {summary['already_done']} found already in `{OUTPUT_CSV}`"
                  + (f", {len(summary['skipped'])} skipped ({summary['skipped'][0][1]})" if summary["skipped"] else "") + "."))
 columns = ["method", "bits", "qid", "qid_se", "loss_16", "loss_q", "seconds"]
-results.sort_values(["method", "bits"])[columns].style.format(
-    {"loss_16": "{:.4f}", "loss_q": "{:.4f}", "qid": "{:.5f}", "qid_se": "{:.5f}", "seconds": "{:.1f}"}).hide(axis="index")
+four_digits = lambda value: format_number(value, digits=4)  # the losses: enough digits to see QiD in them
+page_table(results.sort_values(["method", "bits"])[columns], se_columns={"qid": "qid_se"},
+           formats={"loss_16": four_digits, "loss_q": four_digits, "seconds": lambda value: format_number(value, digits=2)})
 
 # %% [markdown]
 # The 16-bit rows are the check of the machinery: the "quantized" model is the 16-bit one, so its QiD and
@@ -317,7 +333,7 @@ for name, label in (("measure_throughput.csv", "CPU"), ("measure_throughput_cuda
                          f"{table['date'].iloc[0][:10]}; GPTQ at 4 bits, groups of 128):"))
         summary = table[[column for column in ("model", "device", "N", "tokens_per_second", "gptq_seconds")
                          if column in table.columns]]
-        show_long_table(styled(summary, "{:,.4g}", hide_index=True),
+        show_long_table(page_table(summary, formats={"N": format_size}),
                         table[[column for column in throughput_columns if column in table.columns]], path.name)
     else:
         display(Markdown(f"**{label}:** `{path}` does not exist: the {label} benchmark has not been run "
@@ -329,8 +345,7 @@ reference_path = benchmark_dir / "gptq_reference.csv"
 if reference_path.exists():
     reference = pd.read_csv(reference_path)
     agree = int(reference["within_se"].astype(str).str.lower().eq("true").sum())
-    show_long_table(styled(reference[["bits", "act_order", "qid_ours", "qid_reference", "difference", "within_se"]],
-                           "{:.3g}", hide_index=True),
+    show_long_table(page_table(reference[["bits", "act_order", "qid_ours", "qid_reference", "difference", "within_se"]]),
                     reference, reference_path.name)
     display(Markdown(f"Our GPTQ and llmcompressor's agree within a standard error in **{agree} of {len(reference)}** "
                      f"settings ({', '.join(sorted(set(reference['reference_versions'].astype(str))))})."))
@@ -347,20 +362,22 @@ def cell(method, bits):
 
 
 lowest = min(b for b in BITS if b < 16) if any(b < 16 for b in BITS) else None
-lines = [f"- Checkpoint: N = {info.N:,} non-embedding parameters, D = {info.D:,.0f} training tokens; 16-bit loss "
-         f"{results['loss_16'].iloc[0]:.4f} nats/token on {int(results['eval_windows'].iloc[0])} windows of {eval_window} tokens."]
+lines = [f"- Checkpoint: N = {format_count(info.N)} non-embedding parameters, D = {format_count(info.D)} training "
+         f"tokens; 16-bit loss {format_number(results['loss_16'].iloc[0], digits=4)} nats/token on {int(results['eval_windows'].iloc[0])} windows of {eval_window} tokens."]
 if lowest is not None:
     for method in methods_present:
         row = cell(method, lowest)
         if row is not None:
-            lines.append(f"- {method} at {lowest} bits: QiD = {row['qid']:.4f} ± {row['qid_se']:.4f} nats "
+            lines.append(f"- {method} at {lowest} bits: QiD = {format_value_se(row['qid'], row['qid_se'])} nats "
                          f"({row['qid'] / row['qid_se']:.1f} standard errors above zero)." if row["qid_se"] > 0 else
-                         f"- {method} at {lowest} bits: QiD = {row['qid']:.4f} nats.")
+                         f"- {method} at {lowest} bits: QiD = {format_number(row['qid'])} nats.")
     rtn, gptq = cell("rtn", lowest), cell("gptq", lowest)
     glue("measure_lowest_bits", int(lowest), display=False)
     if rtn is not None and gptq is not None:
         glue("measure_rtn_qid", float(rtn["qid"]), display=False)
         glue("measure_gptq_qid", float(gptq["qid"]), display=False)
+        glue("measure_rtn_qid_se", float(rtn["qid_se"]), display=False)
+        glue("measure_gptq_qid_se", float(gptq["qid_se"]), display=False)
         glue("measure_gptq_rtn_ratio", float(gptq["qid"] / rtn["qid"]) if rtn["qid"] > 0 else None, display=False)
     if rtn is not None and gptq is not None and gptq["qid"] > 2 * gptq["qid_se"]:
         lines.append(f"- At {lowest} bits GPTQ's error feedback cuts RTN's QiD by a factor of {rtn['qid'] / gptq['qid']:.1f}.")
@@ -369,7 +386,7 @@ lines.append(f"- {len(resolved)} of {len(measured)} quantized cells have a QiD m
              "the others cannot be told apart from no degradation with this many evaluation tokens.")
 zero = results[results["bits"] == 16]
 if len(zero):
-    lines.append(f"- At 16 bits every method gives QiD = {zero['qid'].abs().max():.1g} exactly, as it must.")
+    lines.append(f"- At 16 bits every method gives QiD = {format_number(zero['qid'].abs().max())} exactly, as it must.")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]

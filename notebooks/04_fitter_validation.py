@@ -25,7 +25,7 @@
 # 1. **Recovery.** Data drawn from the unified QiD law of {cite:t}`ouyang2024lowbit` with known parameters and
 #    multiplicative noise is fitted back; we compare the estimates and their intervals with the truth.
 # 2. **Coverage.** Over many such data sets, do the 95 % intervals (lmfit's standard errors and a seeded
-#    bootstrap) contain the true parameters about 95 % of the time?
+#    {term}`bootstrap <Bootstrap interval>`) contain the true parameters about 95 % of the time?
 # 3. **A published fit from published data.** {cite:t}`besiroglu2024chinchilla` extracted the 245 points of
 #    Figure 4 of {cite:t}`hoffmann2022chinchilla` and refitted the Chinchilla law with Hoffmann et al.'s own
 #    procedure. The same procedure run through our generic fitter must give their numbers, and fast.
@@ -44,6 +44,7 @@
 # ## Imports
 
 # %% tags=["hide-input"]
+import os
 import time
 
 import numpy as np
@@ -65,7 +66,8 @@ from qid.fitting.fit import (
     objective_value,
     synthetic_table,
 )
-from qid.chapters.tables import fit_table, styled
+from qid.chapters.formatting import format_number, format_percent, page_table
+from qid.chapters.tables import fit_table
 from qid.chapters.params import apply_chapter_parameters
 from qid.laws.registry import get_law
 from qid.common.paths import SHARED_REFERENCE_DIR
@@ -127,8 +129,9 @@ recovery_table["lmfit stderr"] = pd.Series(recovery.stderr)
 recovery_table["(value − truth) / stderr"] = (recovery_table["value"] - recovery_table["truth"]) / recovery_table["lmfit stderr"]
 recovery_worst_z = float(recovery_table["(value − truth) / stderr"].abs().max())
 glue("recovery_worst_z", recovery_worst_z, display=False)
-styled(recovery_table.drop(columns="interval").rename(
-    columns={"stderr": "bootstrap se", "lmfit stderr": "lmfit se", "(value − truth) / stderr": "miss / lmfit se"}))
+page_table(recovery_table.drop(columns="interval"), se_columns={"value": "stderr"},
+           formats={"(value − truth) / stderr": lambda z: format_number(z, digits=2)},
+           rename={"stderr": "bootstrap se", "lmfit stderr": "lmfit se", "(value − truth) / stderr": "miss / lmfit se"})
 
 # %% [markdown]
 # *The recovery fit: estimate, bootstrap standard error and 95 % bootstrap percentile interval (`low`, `high`),
@@ -166,7 +169,7 @@ display(Markdown(
     f"Coverage over {COVERAGE_REPETITIONS} data sets ({coverage_seconds:.0f} s); nominal {CONFIDENCE:.0%}, binomial "
     f"standard error of one parameter's rate ±{binomial_se:.1%}:"
 ))
-rates.style.format("{:.1%}")
+page_table(rates.rename_axis("parameter"), formats={column: format_percent for column in rates.columns})
 
 # %% [markdown]
 # Rates within about two binomial standard errors of the nominal value are what a correct interval gives. The
@@ -212,7 +215,7 @@ except FileNotFoundError:
 glue("chinchilla_available", chinchilla_available, display=False)
 if not chinchilla_available:
     display(Markdown(
-        f"**Skipped:** Epoch AI's extracted points are not on this machine (looked for `{chinchilla_path}`). "
+        f"**Skipped:** Epoch AI's extracted points are not on this machine (looked for `{os.path.relpath(chinchilla_path)}`). "
         "They are third-party data that the book does not redistribute: download `data/svg_extracted_data.csv` "
         "from `github.com/epoch-research/analyzing-chinchilla` and pass its path as `CHINCHILLA_CSV` to "
         "reproduce the Chinchilla refit."
@@ -270,7 +273,10 @@ if chinchilla_available:
         "Hoffmann et al.": {**hoffmann_published, "Huber sum": huber_sum(hoffmann_published)},
     })
     comparison["difference"] = comparison["this book"] / comparison["Epoch, same procedure"] - 1
-    display(comparison.style.format("{:.5g}").format("{:+.3%}", subset=["difference"]))
+    five_digits = lambda value: format_number(value, digits=5)
+    display(page_table(comparison.rename_axis("parameter"),
+                       formats={**{column: five_digits for column in comparison.columns},
+                                "difference": lambda value: f"{100 * value:+.3f}%"}))
     relative = (comparison["difference"]).abs()
     for name in ("A", "B", "E", "alpha", "beta"):
         glue(f"chinchilla_{name}", float(chinchilla.params[name]), display=False)
@@ -293,7 +299,7 @@ if chinchilla_available:
         f"{chinchilla_boot.bootstrap['n_converged']} of {BOOTSTRAP_SAMPLES} bootstrap replicates converged "
         f"(seed {SEED}; {bootstrap_seconds:.1f} s):"
     ))
-    display(styled(uncertainty))
+    display(page_table(uncertainty, se_columns={"value": "stderr"}))
 
 # %% [markdown]
 # ### Residuals and extrapolation
@@ -329,12 +335,11 @@ if chinchilla_available:
     }).T[
         ["held_out_from", "n_train", "n_test", "rms_log_error", "mean_relative_error", "max_abs_relative_error"]
     ]
-    display(extrapolation.rename(columns={
-        "held_out_from": "held out from", "n_train": "train points", "n_test": "test points",
-        "rms_log_error": "RMS log error", "mean_relative_error": "mean rel. error",
-        "max_abs_relative_error": "max |rel. error|"}).style.format({
-            "held out from": "{:.3g}", "RMS log error": "{:.4f}", "mean rel. error": "{:+.2%}",
-            "max |rel. error|": "{:.2%}"}))
+    display(page_table(extrapolation.rename_axis("held out"), formats={
+        "mean_relative_error": lambda value: f"{100 * value:+.2f}%", "max_abs_relative_error": format_percent},
+        rename={"held_out_from": "held out from", "n_train": "train points", "n_test": "test points",
+                "rms_log_error": "RMS log error", "mean_relative_error": "mean rel. error",
+                "max_abs_relative_error": "max |rel. error|"}))
     glue("extrapolation_rms_N", float(extrapolation.loc["N", "rms_log_error"]), display=False)
 
 # %% [markdown]

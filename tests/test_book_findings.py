@@ -98,4 +98,51 @@ def test_scale_gap_is_computed_from_the_suite_table():
     assert gap["N_factor"] == pytest.approx(PYTHIA_LARGEST_N / 2e6)
     assert gap["D_factor"] == pytest.approx(143_000 * 2_097_152 / 6e6)
     assert f"{PYTHIA_LARGEST_N / 2e6:,.0f}×" in scale_gap_statement(table)
+    assert "(2,000,000 non-embedding parameters)" in scale_gap_statement(table)  # in full, not "2.0 million"
     assert scale_gap()["N_factor"] > 100  # the committed suite
+
+
+# --- the answer block (qid.chapters.answer) -------------------------------------------------------------------
+
+ANSWER = {"05_fits_on_our_data": {
+    "fit_n_points": 352, "fit_n_sizes": 4, "unified_beta": 0.4123, "unified_beta_low": 0.3012, "unified_beta_high": 0.5234,
+    "unified_gamma": 3.1, "unified_gamma_low": 2.5, "unified_gamma_high": 3.9, "alpha_slope": 0.21,
+    "alpha_slope_low": -0.45, "alpha_slope_high": 0.87, "best_law_holdout": "Ouyang unified",
+    "holdout_best_rms_se": 3.4, "unified_residual_largest_d_se": 0.8, "scale_gap_N_factor": 79957.0}}
+
+
+def answer_text(values) -> str:
+    from qid.chapters.answer import answer_lines
+
+    return "\n".join(answer_lines(values))
+
+
+def test_answer_says_yes_only_when_the_whole_beta_interval_is_above_zero():
+    text = answer_text(ANSWER)
+    assert "**Yes, at our scale" in text and "β = 0.412 [0.301, 0.523]" in text
+    assert "352 QiD measurements" in text and "79,957×" in text
+    # α's size-level interval reaches zero: no claim about model size, and the published α lies inside it
+    assert "do not say whether larger models lose less" in text and "against the published 0.2261 (inside" in text
+    assert "γ = 3.10 [2.50, 3.90] against the published 5.497 (outside" in text
+    assert "not reliable" in text  # a hold-out miss of 3.4 SE is said to be beyond the noise
+    for low, verdict in ((-0.1, "**Not resolved at our scale"), (0.01, "**Yes")):
+        values = {"05_fits_on_our_data": {**ANSWER["05_fits_on_our_data"], "unified_beta_low": low}}
+        assert verdict in answer_text(values)
+    negative = {"05_fits_on_our_data": {**ANSWER["05_fits_on_our_data"], "unified_beta": -0.4,
+                                         "unified_beta_low": -0.6, "unified_beta_high": -0.2}}
+    assert "**No, at our scale" in answer_text(negative) and "Yes" not in answer_text(negative)
+
+
+def test_answer_shows_the_placeholder_for_each_value_not_glued():
+    partial = {"05_fits_on_our_data": {k: v for k, v in ANSWER["05_fits_on_our_data"].items()
+                                       if k != "holdout_best_rms_se"}}
+    text = answer_text(partial)
+    assert "does not glue `holdout_best_rms_se` yet" in text and "**Yes, at our scale" in text
+    assert answer_text({}).count("not executed in this build") == 5
+
+
+def test_answer_opens_the_findings_page(tmp_path):
+    from qid.chapters.findings import findings_markdown
+
+    page = findings_markdown(ANSWER, [], None)
+    assert page.index("## The answer, and how far to trust it") < page.index("## What the book found")

@@ -75,3 +75,24 @@ def test_module_and_console_entry_points_run():
     result = subprocess.run([sys.executable, "-m", "qid", "predict", "--law", "ouyang_unified",
                              "--N", "7e10", "--D", "1e14", "--P", "4"], capture_output=True, text=True)
     assert result.returncode == 0 and value_of(result.stdout) == pytest.approx(0.661, abs=5e-4)
+
+
+def test_no_progress_silences_the_libraries_bars_too(capsys, monkeypatch, tmp_path):
+    from transformers.utils import logging as transformers_logging
+
+    import qid.cli.measure_commands as measure_commands
+
+    monkeypatch.setattr(measure_commands, "_run_measure", lambda args: 0)  # the options, not a measurement
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(name, raising=False)
+    transformers_logging.enable_progress_bar()
+    try:
+        status, _, _ = run(capsys, "measure", "--checkpoints", tmp_path, "--output", tmp_path / "qid.csv")
+        assert status == 0 and transformers_logging.is_progress_bar_enabled()
+        status, _, _ = run(capsys, "measure", "--checkpoints", tmp_path, "--output", tmp_path / "qid.csv", "--no-progress")
+        assert status == 0 and not transformers_logging.is_progress_bar_enabled()
+        import os
+
+        assert os.environ["TQDM_DISABLE"] == "1" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    finally:
+        transformers_logging.enable_progress_bar()

@@ -4,6 +4,7 @@ warnings, refusal of failed fits and of bit widths outside 2-16; `--json` carrie
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -89,3 +90,16 @@ def test_published_parameters_say_there_is_no_interval(capsys):
     payload = json.loads(out)
     assert payload["interval"] is None and "published point estimate" in payload["interval_note"]
     assert np.isclose(payload["qid"], payload["value"])
+
+
+def test_a_qid_threshold_past_uniform_guessing_is_warned_about(capsys):
+    status, _, err = run(capsys, "tokens-for-qid", "--law", "ouyang_unified", "--N", "1e9", "--P", "2", "--qid", "20")
+    assert status == 0 and "guessing uniformly" in err and "ln V" in err
+    status, _, err = run(capsys, "tokens-for-qid", "--law", "ouyang_unified", "--N", "1e9", "--P", "2", "--qid", "0.2")
+    assert status == 0 and "guessing uniformly" not in err
+
+
+def test_n_is_documented_in_the_units_of_the_parameter_set(capsys):
+    status, out, _ = run(capsys, "predict", "--help")
+    text = " ".join(re.sub(r"-\n\s*", "-", out).split())  # argparse wraps lines, also after hyphens
+    assert status == 0 and "nominal size" in text and "non-embedding parameters for a fit" in text

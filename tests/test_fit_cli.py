@@ -63,8 +63,13 @@ def test_parameter_names_are_the_registry_names(capsys, tmp_path, law_name):
     assert set(json.loads(out)["params"]) == REGISTRY_NAMES[law_name]
 
 
-def test_text_output_shows_lmfits_report(capsys, unified_csv):
+def test_text_output_is_a_short_parameter_table_and_lmfits_report_on_request(capsys, unified_csv):
     status, out, _ = run(capsys, "fit", "--law", "ouyang_unified", "--data", unified_csv, "--fix", "gamma=5.4967")
+    lines = out.splitlines()
+    assert status == 0 and "[[Variables]]" not in out and lines[0].split()[:2] == ["parameter", "value"]
+    assert any(line.split()[:1] == ["k"] for line in lines) and any("(fixed)" in line for line in lines)
+    status, out, _ = run(capsys, "fit", "--law", "ouyang_unified", "--data", unified_csv, "--fix", "gamma=5.4967",
+                         "--lmfit-report")
     assert status == 0 and "[[Variables]]" in out and "gamma:  5.4967 (fixed)" in out
 
 

@@ -29,6 +29,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
+from qid.chapters.glued import Missing, placeholder_text, value_getter
 from qid.common.paths import REPO_ROOT
 
 FINDINGS_FILE = "findings.md"
@@ -73,24 +74,6 @@ def chapter_values(chapters_dir: Path) -> dict[str, dict]:
         if not notebook.metadata.get("qid_placeholder"):
             values[path.stem] = glued_values(notebook)
     return values
-
-
-class Missing(Exception):
-    """A statement's number is not glued in this build."""
-
-    def __init__(self, chapter: str, name: str):
-        super().__init__(f"{chapter}: {name}")
-        self.chapter, self.name = chapter, name
-
-
-def _getter(values: dict[str, dict]):
-    def get(chapter: str, name: str):
-        value = values.get(chapter, {}).get(name)
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            raise Missing(chapter, name)
-        return value
-
-    return get
 
 
 def _interval(get, chapter: str, key: str) -> str:
@@ -239,17 +222,13 @@ STATEMENTS: list[tuple[str, str, Callable]] = [
 
 def statements(values: dict[str, dict]) -> list[tuple[str, str, str]]:
     """(title, chapter, Markdown) for every statement; a placeholder where a number is not glued."""
-    get = _getter(values)
+    get = value_getter(values)
     rows = []
     for title, chapter, build in STATEMENTS:
         try:
             text = build(get)
         except Missing as missing:
-            executed = missing.chapter in values
-            why = (f"the chapter does not glue `{missing.name}` yet" if executed
-                   else "the chapter was not executed in this build")
-            text = (f"*Not computed yet: {why}. Run `python -m qid.chapters.runner --only {missing.chapter}`, "
-                    f"then `make site`.*")
+            text = placeholder_text(missing, values)
         rows.append((title, chapter, text))
     return rows
 
@@ -313,18 +292,20 @@ GROUP_STYLE = {"published": ("k", "D"), "table1": ("#7f8c8d", "s"), "ours": ("#2
 
 
 def exponent_figure(rows: list[dict], path: Path) -> Path:
-    """Three panels (α, β, γ), one row per source, horizontal bars for the intervals."""
+    """A 2×2 grid at the page's width: α, β and γ, one row per source with horizontal bars for the intervals, and
+    the key to the colours in the fourth panel (a 1×3 row was unreadable on a phone)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    from qid.chapters.plots import subplots
+    from qid.chapters.plots import PAGE_FIGURE_WIDTH, save_figure, subplots
 
     sources = list(dict.fromkeys(row["source"] for row in rows))
-    # Sized for the page (about 750 px): larger type than the default so that it stays readable when scaled.
-    fig, axes = subplots(1, 3, figsize=(7.5, 0.34 * len(sources) + 1.3), sharey=True)
-    for ax, exponent in zip(axes, EXPONENTS):
+    row_height = 0.24 * len(sources) + 0.8
+    fig, axes = subplots(2, 2, figsize=(PAGE_FIGURE_WIDTH, 2 * row_height), sharey=True)
+    for ax, exponent in zip(axes.flat, EXPONENTS):
         for row in (row for row in rows if row["exponent"] == exponent):
             color, marker = GROUP_STYLE[row["group"]]
             y = sources.index(row["source"])
@@ -334,12 +315,15 @@ def exponent_figure(rows: list[dict], path: Path) -> Path:
         published = next((row["estimate"] for row in rows if row["group"] == "published" and row["exponent"] == exponent), None)
         if published is not None:
             ax.axvline(published, color="k", lw=0.8, ls=":")
-        ax.set_xlabel(EXPONENT_SYMBOLS[exponent], fontsize=10)
-        ax.tick_params(labelsize=9)
-    axes[0].set_yticks(range(len(sources)), sources)
-    axes[0].invert_yaxis()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+        ax.set_xlabel(EXPONENT_SYMBOLS[exponent])
+    axes[0, 0].set_yticks(range(len(sources)), sources)
+    axes[0, 0].invert_yaxis()
+    key = axes[1, 1]
+    key.axis("off")
+    labels = {"published": "published", "table1": "Table 1 implied", "ours": "ours, all bits", "ours_per_bit": "ours, one bit width"}
+    key.legend(handles=[Line2D([], [], color=color, marker=marker, ls="none", label=labels[group])
+                        for group, (color, marker) in GROUP_STYLE.items()], loc="center", frameon=False)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -348,9 +332,10 @@ def exponent_figure(rows: list[dict], path: Path) -> Path:
 
 
 def findings_markdown(values: dict[str, dict], rows: list[dict], figure: str | None) -> str:
+    from qid.chapters.answer import answer_lines  # the answer first (imported here: answer.py reads this module)
     from qid.laws.reference import scale_gap_statement
 
-    lines = ["## What the book found", ""]
+    lines = answer_lines(values) + ["## What the book found", ""]
     for title, chapter, text in statements(values):
         lines.append(f"- **{title}** ({{doc}}`chapter {chapter[:2]} </chapters/{chapter}>`). {text}")
     lines += ["", f"**Scale.** {scale_gap_statement()} A trend that does not reproduce at our scale is reported as a "
@@ -395,7 +380,10 @@ def write_findings(root: Path = REPO_ROOT, output_dir: str | Path = "chapters") 
 
 
 def main() -> int:
+    from qid.chapters.answer import answer_lines
+
     values = chapter_values(REPO_ROOT / "chapters")
+    print("\n".join(answer_lines(values)))
     for title, chapter, text in statements(values):
         print(f"- {title} ({chapter}): {text}")
     return 0

@@ -65,11 +65,13 @@ def csv_download_link(frame: pd.DataFrame, filename: str, text: str | None = Non
     return f'<a download="{html.escape(filename)}" href="data:text/csv;base64,{payload}">{label}</a>'
 
 
-def collapsed_table_html(frame: pd.DataFrame, filename: str, summary: str | None = None,
-                         number_format: str = "{:.4g}") -> str:
-    """The full table inside a closed <details> element, with its CSV download link."""
+def collapsed_table_html(frame: pd.DataFrame, filename: str, summary: str | None = None) -> str:
+    """The full table inside a closed <details> element (every cell through the book's formatter), with its CSV
+    download link (the CSV keeps every digit)."""
+    from qid.chapters.formatting import page_table
+
     title = summary or f"Full table ({len(frame)} rows × {len(frame.columns)} columns)"
-    table = styled(frame, number_format, hide_index=True).to_html()
+    table = page_table(frame).to_html()
     return (f"<details><summary>{html.escape(title)}</summary>\n"
             f'<div style="overflow-x:auto">{table}</div>\n</details>\n'
             f"<p>{csv_download_link(frame, filename)}</p>")

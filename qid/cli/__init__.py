@@ -15,18 +15,45 @@ import argparse
 import sys
 
 from qid.cli import fit_command, law_commands, measure_commands
-from qid.cli.arguments import EXIT_USAGE, CliError, Parser
+from qid.cli.arguments import EXIT_USAGE, CliError, Parser, silence_progress_bars
 from qid.common.csvtables import DataError
 
-COMMANDS = [law_commands.add_laws, law_commands.add_predict, law_commands.add_tokens_for_qid, measure_commands.add_train_suite,
-            measure_commands.add_measure_suite, measure_commands.add_corpus, measure_commands.add_measure, fit_command.add_fit]
+# name -> (function declaring its arguments, module holding its one-line help), in `qid --help` order
+COMMANDS = {
+    "laws": (law_commands.add_laws, law_commands), "predict": (law_commands.add_predict, law_commands),
+    "tokens-for-qid": (law_commands.add_tokens_for_qid, law_commands),
+    "train-suite": (measure_commands.add_train_suite, measure_commands),
+    "measure-suite": (measure_commands.add_measure_suite, measure_commands),
+    "corpus": (measure_commands.add_corpus, measure_commands), "measure": (measure_commands.add_measure, measure_commands),
+    "fit": (fit_command.add_fit, fit_command),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="qid", description=__doc__.splitlines()[0])
+class CommandParser(Parser):
+    """The top-level parser. Declaring a command's arguments imports what their help and defaults name (torch for
+    `measure`, scipy for `fit`), so only the command being run is declared in full; the others are one help line.
+    `qid laws` and `qid predict` therefore answer without importing torch (benchmarks/bench_cli.py)."""
+
+    declared: str | None = None
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        command = next((arg for arg in args if not arg.startswith("-")), None)
+        if command in COMMANDS and command != self.declared:
+            return build_parser(command).parse_known_args(args, namespace)
+        return super().parse_known_args(args, namespace)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `qid` parser with `command`'s arguments declared (every command's once it is parsed: see CommandParser)."""
+    parser = CommandParser(prog="qid", description=__doc__.splitlines()[0])
+    parser.declared = command
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for add_command in COMMANDS:
-        add_command(subparsers)
+    for name, (add_command, module) in COMMANDS.items():
+        if name == command:
+            add_command(subparsers)
+        else:
+            subparsers.add_parser(name, help=module.HELP[name])
     return parser
 
 
@@ -73,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     is one line on stderr and exit status 2; Ctrl-C says what was saved and exits 130. Anything else is a bug
     and keeps its traceback."""
     try:
-        parser = build_parser()  # imports torch and transformers: seconds in which Ctrl-C is common
+        parser = build_parser()  # `measure` and the suite commands import torch: seconds in which Ctrl-C is common
         args = parser.parse_args(argv)  # argparse itself prints one usage error and exits 2
     except KeyboardInterrupt:
         print("\nqid: interrupted before any work; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if getattr(args, "no_progress", False):
+        silence_progress_bars()
     try:
         return args.handler(args)
     except KeyboardInterrupt:

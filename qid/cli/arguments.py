@@ -55,3 +55,16 @@ def set_threads(threads) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def silence_progress_bars() -> None:
+    """--no-progress: besides qid's own bars, every library's (transformers' weight loading, huggingface_hub's
+    downloads, datasets' and any other tqdm bar), for logs and CI where a bar is only noise."""
+    import os
+
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm >= 4.66 takes its defaults from TQDM_* variables: every bar off
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()

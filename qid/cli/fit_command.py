@@ -9,6 +9,12 @@ import sys
 from qid.cli.arguments import CliError, positive_number, print_json
 from qid.laws import registry as law_registry
 
+# One line per command for `qid --help`, declared apart from the arguments: `qid` builds only the parser of
+# the command it runs (qid.cli.build_parser), so the others cost no imports.
+HELP = {
+    "fit": "fit a law to a CSV with lmfit: several starts, least squares or Huber, bootstrap",
+}
+
 
 # --- fit (qid.fitting.fit) -------------------------------------------------------------------------------------
 
@@ -61,7 +67,7 @@ def _parse_fixed(items: list[str]) -> dict[str, float]:
 def add_fit(subparsers) -> None:
     from qid.fitting.problem import DEFAULT_CONFIDENCE, DEFAULT_DELTA, LOSSES, SPACES
 
-    parser = subparsers.add_parser("fit", help="fit a law to a CSV with lmfit: several starts, least squares or Huber, bootstrap")
+    parser = subparsers.add_parser("fit", help=HELP["fit"])
     parser.add_argument("--law", required=True, help="law name (see `qid laws`)")
     parser.add_argument("--data", required=True, help="CSV with the law's variables (N, D, P) and its response (qid or loss) as columns")
     parser.add_argument("--loss", choices=LOSSES, default="least_squares", help="objective (default least_squares; huber sums Huber_delta)")
@@ -92,7 +98,27 @@ def add_fit(subparsers) -> None:
                         help="cap on L-BFGS iterations per start and on lmfit's evaluations (default: none)")
     parser.add_argument("--out", default=None, help="write the fit as JSON here (loadable by --params PATH and qid.fitting.fit.load_fit)")
     parser.add_argument("--json", action="store_true", help="print the fit as JSON (without the bootstrap samples)")
+    parser.add_argument("--lmfit-report", action="store_true",
+                        help="print lmfit's full fit report instead of the short parameter table")
     parser.set_defaults(handler=_run_fit)
+
+
+def parameter_lines(result) -> list[str]:
+    """The fitted parameters as a short table: value, standard error and the bootstrap interval where there is one
+    (lmfit's full report is `--lmfit-report`)."""
+    intervals = result.intervals or {}
+    label = f"{100 * result.confidence:g}% bootstrap interval" if any(intervals.values()) else ""
+    lines = [f"{'parameter':<12} {'value':>12} {'std. error':>12}  {label}".rstrip()]
+    for name, value in result.params.items():
+        stderr = (result.stderr or {}).get(name)
+        interval = intervals.get(name)
+        shown_error = ("(fixed)" if name in (result.fixed or {}) else
+                       f"{stderr:.2g}" if stderr is not None and math.isfinite(stderr) else "–")
+        shown_interval = f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""
+        lines.append(f"{name:<12} {value:>12.5g} {shown_error:>12}  {shown_interval}".rstrip())
+    lines += [f"{name:<12} {value:>12.5g} {'(fixed)':>12}" for name, value in (result.fixed or {}).items()
+              if name not in result.params]
+    return lines
 
 
 def _run_fit(args) -> int:
@@ -141,12 +167,8 @@ def _run_fit(args) -> int:
             content["saved_to"] = str(args.out)
         print_json(content)
     else:
-        print(result.fit_report())
+        print(result.fit_report() if args.lmfit_report else "\n".join(parameter_lines(result)))
         print(f"objective ({result.objective_name}) = {result.objective:.8g}; {result.n_points} points; converged: {result.converged}")
-        if result.intervals:
-            for name, interval in result.intervals.items():
-                if interval is not None:
-                    print(f"  {name}: {100 * result.confidence:g}% bootstrap interval [{interval[0]:.6g}, {interval[1]:.6g}]")
         for variable, error in (result.extrapolation or {}).items():
             print(f"  largest {variable} held out ({error['n_test']} points): rms log error {error['rms_log_error']:.4g}")
         if errors:

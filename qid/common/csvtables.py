@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 
 # A tidy table of measurements is kilobytes; anything this large was named by mistake (reading it would
@@ -37,6 +36,8 @@ def load_table(
     required: columns that must exist; positive: numeric columns whose every value must be > 0 (they are
     logged by the laws); finite: numeric columns with no NaN/inf. `positive` implies numeric and finite.
     """
+    import pandas as pd  # imported where used: modules that only raise DataError stay quick to import (the CLI)
+
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a CSV file")
@@ -56,6 +57,8 @@ def load_table(
 
 def check_table(table: pd.DataFrame, source: str, required=(), positive=(), finite=()) -> None:
     """The checks of `load_table` for a table already in memory; `source` names it in messages."""
+    import pandas as pd
+
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise DataError(

@@ -136,6 +136,9 @@ def predict(law: Law, params: str, inputs: dict) -> Answer:
     return answer
 
 
+LARGE_VOCABULARY = 256_000  # the largest vocabularies in use (Gemma's); a QiD above ln of it is past uniform guessing
+
+
 def tokens_for_qid(law: Law, params: str, qid: float, N: float, P: float | None) -> Answer:
     values, fit = resolve(law, params)
     check_bits(law, P)
@@ -152,4 +155,9 @@ def tokens_for_qid(law: Law, params: str, qid: float, N: float, P: float | None)
                     note, fit_range(fit), fit_warnings(fit) + range_warnings(fit, {"N": N, "D": tokens}))
     if math.isinf(tokens):
         answer.warnings.append(f"the law stays below QiD {qid:g} up to {1e20:g} tokens")
+    if qid >= math.log(LARGE_VOCABULARY):
+        answer.warnings.append(
+            f"QiD {qid:g} nats/token is at least ln V for any vocabulary of up to {LARGE_VOCABULARY:,} tokens "
+            f"(ln {LARGE_VOCABULARY:,} = {math.log(LARGE_VOCABULARY):.1f}): the quantized model would do worse than "
+            "guessing uniformly, where the law means nothing")
     return answer

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import minimize
 
 from qid.laws.registry import Law
 from qid.common.provenance import file_sha256
@@ -317,6 +315,8 @@ class Problem:
         options = dict(LBFGS_TIGHT_OPTIONS if tight else LBFGS_OPTIONS)
         if max_iterations is not None:
             options["maxiter"] = max_iterations
+        from scipy.optimize import minimize  # imported where used: `qid fit --help` reads this module's constants
+
         with np.errstate(all="ignore"):
             return minimize(self.value_and_gradient, theta0, jac=True, method="L-BFGS-B", bounds=self.bounds, options=options)
 
@@ -336,6 +336,8 @@ def prepare_data(law: Law, data, space: str = "log", n_free: int | None = None,
     `errors` names a column of standard errors of the response (finite, > 0), kept next to the response;
     `keep` names other columns carried along unchecked (e.g. the cluster labels of a bootstrap).
     """
+    import pandas as pd  # imported where used: `qid fit --help` reads this module's constants only
+
     if isinstance(data, (str, Path)):
         path = Path(data)
         source = str(path)

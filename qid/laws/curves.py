@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from qid.common.paths import DATA_DIR
 from qid.laws.schedules import (
@@ -141,6 +140,8 @@ CURVE_GRADIENTS = {"luo_multipower": luo_multipower_with_gradient, "tissue_annea
 def check_curve_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     """Check a curve table (`run, step, lr, loss`; one row per step 0..T−1 of each run, loss empty where not
     measured) and return it sorted by run and step. Errors name the file, column and run."""
+    import pandas as pd  # imported where used: the law registry loads this module for every `qid` command
+
     missing = [column for column in CURVE_COLUMNS if column not in table.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {', '.join(missing)}; a curve table has columns "
@@ -199,6 +200,8 @@ def split_runs(table: pd.DataFrame) -> dict[str, dict]:
 
 def curve_table(runs: dict[str, dict]) -> pd.DataFrame:
     """The inverse of `split_runs`: a curve table with every step of each run and the loss at measured steps."""
+    import pandas as pd  # imported where used: the law registry loads this module for every `qid` command
+
     frames = []
     for run, curve in runs.items():
         lr = np.asarray(curve["lr"], dtype=float)

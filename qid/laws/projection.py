@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 
 from qid.laws.registry import Law
 
@@ -39,6 +38,8 @@ def tokens_to_reach_qid(law: Law, params: dict, qid: float, N: float, P: float |
         return math.inf
     if gap(low) > 0:
         return 0.0
+    from scipy.optimize import brentq  # imported where needed: `qid predict` never solves for D
+
     return math.exp(brentq(gap, low, high, xtol=1e-12, rtol=1e-12))
 
 
@@ -94,6 +95,8 @@ def worse_than_uniform_crossing(loss16, qid, vocab_size: int, low: float = 1e6, 
     if len(above) == 0:
         return math.inf
     first = max(int(above[0]), 1)
+    from scipy.optimize import brentq
+
     return math.exp(brentq(gap, math.log(grid[first - 1]), math.log(grid[first]), xtol=1e-10))
 
 
@@ -118,6 +121,8 @@ def critical_data_size(loss16, qid, low: float = 1e6, high: float = 1e20) -> tup
         return math.inf, float(total[-1])
     if best == 0:
         return float(grid[0]), float(total[0])
+    from scipy.optimize import minimize_scalar
+
     search = minimize_scalar(lambda log_tokens: float(loss16(math.exp(log_tokens)) + qid(math.exp(log_tokens))),
                              bounds=(math.log(grid[best - 1]), math.log(grid[best + 1])), method="bounded",
                              options={"xatol": 1e-8})

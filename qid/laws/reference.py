@@ -58,6 +58,6 @@ def scale_gap_statement(table: str | Path | pd.DataFrame = SUITE_QID_TABLE) -> s
     """The scale gap in one sentence (Markdown), with the numbers from `scale_gap`."""
     gap = scale_gap(table)
     return (f"Pythia's largest model ({gap['pythia_N_max'] / 1e9:.0f} billion parameters) is **{gap['N_factor']:,.0f}×** "
-            f"the largest model of the book's suite ({gap['suite_N_max'] / 1e6:.1f} million non-embedding parameters), "
+            f"the largest model of the book's suite ({gap['suite_N_max']:,.0f} non-embedding parameters), "
             f"and its {gap['pythia_D'] / 1e9:.0f} billion training tokens are **{gap['D_factor']:,.0f}×** the most any "
-            f"suite model saw ({gap['suite_D_max'] / 1e6:.1f} million).")
+            f"suite model saw ({gap['suite_D_max']:,.0f}).")  # in full: "0.2 million" hid 150,080

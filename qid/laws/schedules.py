@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy.signal import lfilter
 
 # Luo et al.'s runs (PROVENANCE of data/reference/multipowerlaw): every run warms up over 2160 steps to a
 # peak of 3e-4; decays end at 3e-5; the two-stage runs switch at step 8000 and stop at 16000.
@@ -150,6 +149,9 @@ def annealing_momentum(lr, decay: float, after_warmup: bool = False) -> np.ndarr
     drops = rate_drops(lr)
     if after_warmup:
         drops[: int(np.argmax(np.asarray(lr) >= np.max(lr))) + 1] = 0.0  # up to and including the step into the peak
+    from scipy.signal import lfilter  # here, not at the top: scipy.signal takes seconds to import, and the CLI's
+    # `qid laws` / `qid predict` load this module through the law registry without ever filtering a schedule
+
     return lfilter([1.0], [1.0, -decay], drops)
 
 
@@ -162,6 +164,8 @@ def annealing_area_derivative(lr, decay: float) -> np.ndarray:
     """dS2(t)/dλ for every step: dm_i/dλ = m_{i−1} + λ·dm_{i−1}/dλ, the same filter applied to m shifted by one."""
     momentum = annealing_momentum(lr, decay)
     shifted = np.concatenate([[0.0], momentum[:-1]])
+    from scipy.signal import lfilter  # imported where used: see above
+
     return np.cumsum(lfilter([1.0], [1.0, -decay], shifted))
 
 

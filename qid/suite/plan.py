@@ -108,7 +108,7 @@ PRESETS = {
         batch_size=4, seq_len=64, warmup_steps=4, eval_sequences=8,
         qid_methods=("rtn", "gptq", "awq"), qid_bits=(2, 4), qid_eval_windows=16, qid_calibration_samples=8,
         qid_calibration_seeds=(0, 1), qid_batch_size=8, qid_full_split_windows=64,
-        note="tiny preset: seconds per run, for tests (its 'full split' check is 64 windows: plumbing only)",
+        note="tiny preset: for tests and chapter 03's live slice, minutes not seconds (its 11 runs took 705 s on 2 shared CPU cores; its 'full split' check is 64 windows: plumbing only)",
     ),
     # For the GPU campaign (bf16 autocast on CUDA). Sizes reach 10x the CPU suite's largest; the corpus has 10.2M
     # training tokens, so the longest run (the 1.5m size at D/N 20) stays under 4 epochs (30M tokens ≈ 3 epochs).
