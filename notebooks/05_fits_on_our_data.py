@@ -387,6 +387,8 @@ ax.set_xlabel("training tokens D")
 ax.set_ylabel("standardized residual (total SE)")
 ax.legend(fontsize=8)
 glue("unified_residual_rms", round(float(np.sqrt(np.mean(standardized**2))), 3), display=False)
+largest_d = rows["D"] >= rows.groupby("N")["D"].transform("max") * 0.98  # each size's longest training
+glue("unified_residual_largest_d_se", round(float(standardized[largest_d].mean()), 2), display=False)
 
 # %% [markdown]
 # ## Which law describes the data best
@@ -437,6 +439,7 @@ glue("holdout_rms_z", {law: round(float(value), 2) for law, value in zip(holdout
      display=False)
 glue("holdout_naive_beats_every_law", bool((laws_only["rms_standardized"] > naive_rms).all()), display=False)
 glue("best_law_holdout", laws_only["law"].iloc[0], display=False)
+glue("holdout_best_rms_se", round(float(laws_only["rms_standardized"].iloc[0]), 2), display=False)
 misses = "; ".join(f"{law} {rms:.1f} SE ({bias:+.0%}{'' if ok else ', training fit not identified'})"
                    for law, rms, bias, ok in zip(laws_only["law"], laws_only["rms_standardized"],
                                                  laws_only["relative_bias"], laws_only["train_fit_identified"]))
