@@ -96,6 +96,9 @@ PROJECTION_SIZES = {"1B": 1e9, "7B": 7e9, "70B": 7e10, "405B": 4.05e11}  # sizes
 PROJECTION_BITS = [2, 3, 4]  # bit widths of the published laws' D*
 
 # %% tags=["hide-input"]
+from qid.chapters.params import apply_chapter_parameters  # strict types: no 2.5 bits, no true for a count
+
+apply_chapter_parameters("05_fits_on_our_data", globals())
 if METHOD not in ("gptq", "awq", "rtn"):
     raise ValueError(f"METHOD must be 'gptq', 'awq' or 'rtn', got {METHOD!r}")
 if not BITS or not all(isinstance(bits, int) and 2 <= bits <= 16 for bits in BITS):

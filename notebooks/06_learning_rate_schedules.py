@@ -77,6 +77,9 @@ CONFIDENCE = 0.95  # coverage of every interval (fraction)
 SEED = 0  # seed of the bootstrap
 
 # %% tags=["remove-cell"]
+from qid.chapters.params import apply_chapter_parameters  # strict types: no 2.5 bits, no true for a count
+
+apply_chapter_parameters("06_learning_rate_schedules", globals())
 if not SIZES or not set(SIZES) <= set(LUO_SIZES):
     raise ValueError(f"SIZES must be a non-empty subset of {list(LUO_SIZES)}, got {SIZES}")
 for name, schedules in (("TRAIN_SCHEDULES", TRAIN_SCHEDULES), ("TEST_SCHEDULES", TEST_SCHEDULES)):

@@ -1,3 +1,4 @@
+import signal
 import sys
 
 try:
@@ -6,4 +7,6 @@ except KeyboardInterrupt:  # Ctrl-C while the package imports: nothing has run y
     print("\nqid: interrupted before any work; nothing was written", file=sys.stderr)
     raise SystemExit(130) from None
 
-raise SystemExit(main())
+status = main()
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is done: a late Ctrl-C must not change its exit status
+raise SystemExit(status)

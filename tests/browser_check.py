@@ -126,7 +126,7 @@ def measured_page(page: Path, user_data_dir: Path, width: int = 1280) -> dict:
     try:
         command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={window},900", f"--user-data-dir={user_data_dir}",
                    "--virtual-time-budget=15000", "--dump-dom", target.as_uri()]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)  # a hang guard that holds at load 8
     finally:
         for path in [probe, *extra]:
             path.unlink()
@@ -163,7 +163,7 @@ def screenshot(page: Path, target: Path, user_data_dir: Path, width: int = 1280,
     command = [chromium(), *CHROMIUM_FLAGS, f"--window-size={window},{height}", f"--user-data-dir={user_data_dir}",
                "--virtual-time-budget=15000", f"--screenshot={target}", shown.as_uri()]
     try:
-        subprocess.run(command, capture_output=True, text=True, timeout=180)
+        subprocess.run(command, capture_output=True, text=True, timeout=1800)  # a hang guard that holds at load 8
     finally:
         for path in extra:
             path.unlink()

@@ -88,7 +88,7 @@ def offline_cache(tmp_path_factory):
 
 def _qid(environment, *arguments):
     return subprocess.run([sys.executable, "-m", "qid", *arguments], cwd=REPO_ROOT, env=environment,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=1800)  # a hang guard that holds at load 8
 
 
 def _rows(path):
@@ -144,7 +144,7 @@ def test_named_text_sources_load_from_the_offline_datasets_cache(offline_cache):
         "for name in ('wikitext2', 'refinedweb') for role in ('eval', 'calibration')}))"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=environment, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=1800)  # a hang guard that holds at load 8
     assert result.returncode == 0, result.stderr
     documents = json.loads(result.stdout.splitlines()[-1])
     # WikiText: the whole split joined into one document (test for evaluation, train for calibration).
@@ -175,6 +175,6 @@ def test_a_named_source_missing_from_the_offline_cache_is_one_clear_line(tmp_pat
     environment = {**os.environ, "HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub"),
                    "HF_DATASETS_CACHE": str(tmp_path / "datasets"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", "from qid.measure import textsource; textsource.load_documents('wikitext2')"],
-                            cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=300)
+                            cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=1800)  # a hang guard that holds at load 8
     assert result.returncode != 0
     assert "text source 'wikitext2'" in result.stderr and "corpus:eval" in result.stderr

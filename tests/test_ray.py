@@ -14,6 +14,7 @@ import torch
 from transformers import GPTNeoXForCausalLM
 
 from qid.suite import run as suite_run
+from qid.common import raycluster
 from qid.measure import ray_sweep, sweep
 from qid.suite.corpus import load_tokenizer
 from qid.suite.models import gpt_neox_config
@@ -30,9 +31,15 @@ TIMING_COLUMNS = ["seconds", "quantize_seconds", "finished_at", "git_commit"]
 def cluster():
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    raycluster.connect("local", num_cpus=2, log=lambda message: None)  # the CLI's private cluster (--ray)
     yield
     ray.shutdown()
+
+
+def test_the_local_cluster_listens_on_loopback_only(cluster):
+    """Issue 22: a private cluster (tests, --ray without an address) binds 127.0.0.1, not the network interface."""
+    addresses = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
+    assert addresses == {"127.0.0.1"}
 
 
 @pytest.fixture(scope="module")

@@ -118,10 +118,11 @@ def test_a_fit_on_one_d_is_not_called_identified(capsys, one_d_fit, tmp_path):
     out = tmp_path / "fit.json"
     status, out_text, err = run(capsys, *fit_command(one_d_fit, "--out", out))
     assert status == 3 and "D takes one value" in err and "± 0.0000" not in out_text
+    assert not out.exists()  # an unidentified fit is not written unless accepted (issue 22)
+    status, _, err = run(capsys, *fit_command(one_d_fit, "--accept-unidentified", "--out", out))
+    assert status == 0, err
     saved = json.loads(out.read_text())
     assert saved["identified"] is False and any("D takes one value" in reason for reason in saved["identification"])
-    status, _, err = run(capsys, *fit_command(one_d_fit, "--accept-unidentified"))
-    assert status == 0, err
 
 
 @pytest.mark.parametrize("change, words", [

@@ -230,6 +230,53 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("SEED", int, "seed", minimum=0),
         Parameter("SYNTHETIC_DESIGN", dict, "N, D, P -> lists of positive values"),
     ),
+    "05_fits_on_our_data": (
+        Parameter("QID_TABLE", str, "measured QiD table, or 'synthetic'"),
+        Parameter("WINDOW_LOSSES", str, "per-window losses; None skips the window bootstrap", optional=True),
+        Parameter("FITS_DIR", str, "folder of the fit JSONs; None writes nothing", optional=True),
+        Parameter("METHOD", str, "quantizer of the fits", allowed=("gptq", "awq", "rtn")),
+        Parameter("BITS", list, "weight bits", item=int, minimum=2, maximum=16),
+        Parameter("DESIGNS", list, "schedule designs", item=str, allowed=("cosine", "wsd", "measured")),
+        Parameter("PHASES", list, "checkpoint phases", item=str, allowed=("intermediate", "final", "stable", "decayed")),
+        Parameter("TRAINED_ONLY", bool, "fit only checkpoints that beat the bigram baseline"),
+        Parameter("EXTRA_SCATTER", bool, "also fit a relative scatter"),
+        Parameter("BOOTSTRAP_SAMPLES", int, "replicates", minimum=10),
+        Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
+        Parameter("SEED", int, "seed", minimum=0),
+        Parameter("VOCAB_SIZE", int, "vocabulary entries", minimum=2),
+        Parameter("PYTHIA_VOCAB_SIZE", int, "vocabulary entries", minimum=2),
+        Parameter("PROJECTION_SIZES", dict, "name -> model size N, parameters"),
+        Parameter("PROJECTION_BITS", list, "weight bits", item=int, minimum=2, maximum=16),
+        Parameter("MAX_TOKENS", float, "training tokens", minimum=1e9, above_minimum=True),
+    ),
+    "06_learning_rate_schedules": (
+        Parameter("SIZES", list, "Luo et al.'s model sizes", item=str, allowed="qid.laws.curves:LUO_SIZES"),
+        Parameter("TRAIN_SCHEDULES", list, "schedules fitted", item=str, allowed="qid.laws.schedules:LUO_SCHEDULES"),
+        Parameter("TEST_SCHEDULES", list, "schedules predicted", item=str, allowed="qid.laws.schedules:LUO_SCHEDULES"),
+        Parameter("LAW", str, "curve law drawn", allowed=("luo_multipower", "tissue_annealing")),
+        Parameter("FIT_SCREEN", int, "starts run to convergence", minimum=1),
+        Parameter("FITS_DIR", str, "folder of the fit JSONs; None writes nothing", optional=True),
+        Parameter("SUITE_TRAIN_LOG", str, "path of the suite's training log"),
+        Parameter("SUITE_QID_TABLE", str, "path of the suite's QiD table"),
+        Parameter("SUITE_LOSS_COLUMN", str, "loss column of the suite's curves", allowed=("train_loss", "eval_loss")),
+        Parameter("ANNEALING_DECAY", float, "momentum λ", minimum=0, maximum=1, above_minimum=True, below_maximum=True),
+        Parameter("QID_METHODS", list, "quantizers", item=str, allowed=("rtn", "gptq", "awq")),
+        Parameter("QID_BITS", list, "weight bits", item=int, minimum=2, maximum=16),
+        Parameter("BOOTSTRAP_SAMPLES", int, "replicates", minimum=100),
+        Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
+        Parameter("SEED", int, "seed", minimum=0),
+    ),
+    "07_training_precision": (
+        Parameter("GRID_TABLE", str, "path of the grid table (one row per training run)"),
+        Parameter("PTQ_TABLE", str, "path of the post-training quantization table"),
+        Parameter("PROVENANCE", str, "path of the grid's provenance JSON"),
+        Parameter("BOOTSTRAP_SAMPLES", int, "bootstrap replicates", minimum=0),
+        Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
+        Parameter("SEED", int, "seed", minimum=0),
+        Parameter("FIT_STARTS", int, "random starts of each fit", minimum=1),
+        Parameter("PTQ_METHOD", str, "post-training quantizer", allowed=("rtn", "gptq")),
+        Parameter("PRECISIONS", list, "training precisions scanned for P*, bits", item=float, minimum=1, maximum=32),
+    ),
 }
 
 # Checks that involve more than one value's type, by chapter: (description, predicate on the coerced values).
@@ -240,6 +287,12 @@ _EXTRA_CHECKS: dict[str, tuple[tuple[str, str, Callable[[dict], bool]], ...]] = 
              isinstance(items, list) and items and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                                                        for v in items)
              for items in values["SYNTHETIC_DESIGN"].values())),
+    ),
+    "05_fits_on_our_data": (
+        ("PROJECTION_SIZES", "a non-empty mapping of names to positive model sizes",
+         lambda values: bool(values["PROJECTION_SIZES"]) and all(
+             isinstance(size, (int, float)) and not isinstance(size, bool) and math.isfinite(size) and size > 0
+             for size in values["PROJECTION_SIZES"].values())),
     ),
 }
 

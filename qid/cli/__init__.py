@@ -12,7 +12,9 @@ The command line sits on top: it may import every wing, and nothing imports it.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from qid.cli import fit_command, law_commands, measure_commands
 from qid.cli.arguments import EXIT_USAGE, CliError, Parser, silence_progress_bars
@@ -95,10 +97,29 @@ def _saved_on_interrupt(args) -> str:
     return "no output file was written or changed"
 
 
+def _interrupt_once(signum, frame):
+    """SIGINT handler: the first Ctrl-C raises KeyboardInterrupt; later ones are ignored, so a second press while
+    the first is being handled (or while the process exits) cannot end it by the signal instead of exit 130."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Every failure a user can cause (bad input, unreadable or unwritable files, a full disk)
     is one line on stderr and exit status 2; Ctrl-C says what was saved and exits 130. Anything else is a bug
     and keeps its traceback."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupt_once) if in_main_thread else None
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # between the handlers below (a Ctrl-C while one of them prints)
+        return EXIT_INTERRUPTED
+    finally:
+        if in_main_thread and signal.getsignal(signal.SIGINT) is _interrupt_once:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         parser = build_parser()  # `measure` and the suite commands import torch: seconds in which Ctrl-C is common
         args = parser.parse_args(argv)  # argparse itself prints one usage error and exits 2

@@ -113,7 +113,8 @@ def parameter_lines(result) -> list[str]:
         stderr = (result.stderr or {}).get(name)
         interval = intervals.get(name)
         shown_error = ("(fixed)" if name in (result.fixed or {}) else
-                       f"{stderr:.2g}" if stderr is not None and math.isfinite(stderr) else "–")
+                       f"{stderr:.2g}" if stderr is not None and math.isfinite(stderr) and stderr > 0
+                       and result.identified else "–")  # an undetermined parameter never shows an error of 0
         shown_interval = f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""
         lines.append(f"{name:<12} {value:>12.5g} {shown_error:>12}  {shown_interval}".rstrip())
     lines += [f"{name:<12} {value:>12.5g} {'(fixed)':>12}" for name, value in (result.fixed or {}).items()
@@ -159,22 +160,29 @@ def _run_fit(args) -> int:
         if error.result is None:
             raise CliError(str(error)) from None
         result, failure = error.result, str(error)
-    if args.out:
+    # An unidentified fit is kept out of --out unless asked for: predict and tokens-for-qid would use it as a fit
+    refused = failure is None and not result.identified and not args.accept_unidentified
+    if args.out and not refused:
         result.save(args.out)
     if args.json:
         content = result.to_dict(include_samples=False)
-        if args.out:
+        if args.out and not refused:
             content["saved_to"] = str(args.out)
         print_json(content)
     else:
-        print(result.fit_report() if args.lmfit_report else "\n".join(parameter_lines(result)))
+        if args.lmfit_report:
+            from qid.fitting.report_text import fit_report_text  # never an undetermined parameter with error 0
+
+            print(fit_report_text(result))
+        else:
+            print("\n".join(parameter_lines(result)))
         print(f"objective ({result.objective_name}) = {result.objective:.8g}; {result.n_points} points; converged: {result.converged}")
         for variable, error in (result.extrapolation or {}).items():
             print(f"  largest {variable} held out ({error['n_test']} points): rms log error {error['rms_log_error']:.4g}")
         if errors:
             scatter = f"; extra relative scatter {result.extra_scatter:.4g}" if result.extra_scatter is not None else ""
             print(f"  errors from column {errors} ({space} residuals / SE){scatter}; AICc {result.aicc:.6g}")
-        if args.out:
+        if args.out and not refused:
             print(f"saved to {args.out}")
     if failure:
         print(f"qid fit: {failure}", file=sys.stderr)
@@ -183,5 +191,8 @@ def _run_fit(args) -> int:
         for reason in result.identification:
             print(f"qid fit: not identified: {reason}", file=sys.stderr)
         if not args.accept_unidentified:
+            if args.out:
+                print(f"qid fit: {args.out} not written (the fit is not identified; --accept-unidentified writes it, marked)",
+                      file=sys.stderr)
             return EXIT_UNIDENTIFIED
     return 0

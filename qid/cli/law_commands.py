@@ -115,6 +115,9 @@ def _run_tokens_for_qid(args) -> int:
     from qid.fitting import prediction
 
     law = law_registry.get_law(args.law)
+    if not set(law.variables) <= set("NDP"):  # a loss-curve law has no N, P or QiD to solve for
+        raise CliError(f"law {law.name} predicts a loss curve from a per-step learning-rate schedule, not QiD; "
+                       "tokens-for-qid needs a QiD law of N, D and P (see `qid laws`)")
     needed = [name for name in law.variables if name != "D"]
     missing = [f"--{name}" for name in needed if getattr(args, name) is None]
     if missing:

@@ -39,6 +39,8 @@ def add_measure(subparsers) -> None:
     parser.add_argument("--seed", type=int, help="seed of the windows and calibration sample (default 0)")
     parser.add_argument("--device", help="auto (default), cpu or cuda")
     parser.add_argument("--batch-size", type=int, help="sequences per forward pass (default 8)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); part of each cell's "
+                        "key, since the thread count changes the order of CPU sums")
     parser.add_argument("--act-order", action="store_true", default=None, help="GPTQ: quantize columns by decreasing Hessian diagonal")
     parser.add_argument("--symmetric", action="store_true", default=None, help="symmetric grid (default asymmetric)")
     parser.add_argument("--damp", type=float, help="GPTQ dampening, fraction of the mean Hessian diagonal (default 0.01)")
@@ -53,6 +55,9 @@ def _run_measure(args) -> int:
     """Build the sweep from the options (and --config), run the (sharded) sweep, print a one-line summary."""
     from qid.measure import sweep
 
+    if args.threads is not None and args.ray:
+        raise CliError("--threads and --ray: choose one (a Ray task computes with one thread per CPU it holds)")
+    set_threads(args.threads)
     options = {key: getattr(args, key, None) for key in sweep.SPEC_KEYS}
     if args.config:
         spec = sweep.load_sweep_spec(args.config, overrides=options)
@@ -101,6 +106,13 @@ def _run_train_suite(args) -> int:
     from qid.measure.sweep import parse_shard
 
     set_threads(args.threads)
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be ≥ 1, got {args.workers}")
+    if args.measure and not args.workers:
+        raise CliError("--measure needs --workers N (the pipeline that trains, then measures); "
+                       "without it, train here and run `qid measure-suite` afterwards")
+    if Path(args.runs_dir).exists() and not Path(args.runs_dir).is_dir():
+        raise CliError(f"--runs-dir {args.runs_dir}: is a file, not a folder")
     sizes_in_preset = suite.get_preset(args.preset).sizes
     unknown = [size for size in args.sizes or () if size not in sizes_in_preset]
     if unknown:  # plan_runs would silently plan nothing for them

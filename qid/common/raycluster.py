@@ -10,10 +10,13 @@ machine with `ray start`; 'ray://HOST:10001' uses Ray Client. On a cluster the r
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 
 from qid.common.paths import REPO_ROOT
 
+LOCAL_NODE_ADDRESS = "127.0.0.1"  # where a private local cluster listens
 DEFAULT_ATTEMPTS = 3  # tries per task: the first run and two retries
 # Not shipped to a cluster's workers: environments, history, large regenerable outputs.
 SHIPPING_EXCLUDES = [".git", ".venv", ".venv-bench", "runs", "_build", "chapters", "**/__pycache__", "*.pt",
@@ -48,8 +51,15 @@ def connect(address: str | None = None, num_cpus: int | None = None, log=None) -
     log = log or (lambda message: print(message, file=sys.stderr))
     if not ray.is_initialized():
         if address in (None, "", "local"):
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            # Loopback only: a private cluster has no reason to listen on the machine's network interface. Ray
+            # resolves 127.0.0.1 to that interface unless clusters are "disabled" (its flag for single-machine use);
+            # the environment variable carries the setting to the processes Ray starts.
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+            ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     _node_ip_address=LOCAL_NODE_ADDRESS)
         else:
+            check_reachable(address)
             runtime_env = {"working_dir": str(REPO_ROOT), "excludes": SHIPPING_EXCLUDES}
             try:
                 ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
@@ -62,6 +72,25 @@ def connect(address: str | None = None, num_cpus: int | None = None, log=None) -
     log(f"Ray cluster: {resources.get('CPU', 0):g} CPU(s), {resources.get('GPU', 0):g} GPU(s) on "
         f"{len([node for node in ray.nodes() if node.get('Alive')])} node(s)")
     return resources
+
+
+CONNECT_TIMEOUT_S = 10.0  # a cluster's head answers a TCP connection at once; Ray itself would retry for minutes
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing listens at HOST:PORT (or ray://HOST:PORT): Ray's own client keeps retrying the GCS
+    for minutes. 'auto' (a cluster started here) is left to Ray."""
+    text = address.removeprefix("ray://")
+    host, separator, port = text.rpartition(":")
+    if address == "auto" or not separator or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
+        raise ValueError(f"--ray {address}: no Ray cluster reachable there ({reason} after at most {timeout:g} s); "
+                         "start one with `ray start --head` or give the head node's HOST:6379") from None
 
 
 def task_resources(device: str, resources: dict, cpus_per_task: int = 1) -> dict:

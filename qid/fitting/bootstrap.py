@@ -13,6 +13,18 @@ import numpy as np
 from qid.fitting.problem import Problem
 
 
+def check_cluster_count(table, column: str, description: dict | None = None) -> None:
+    """Refuse a cluster bootstrap over fewer than two clusters: every replicate would redraw the same data, and
+    its intervals would have zero width (a precision the data do not have)."""
+    labels = table[column]
+    count = int(labels.nunique(dropna=False))
+    if count < 2:
+        source = (description or {}).get("path") or "table"
+        raise ValueError(f"{source}: a bootstrap by {column!r} needs at least 2 clusters, the data hold {count} "
+                         f"({column} = {labels.iloc[0]!r} on every row): its intervals would have zero width; "
+                         "bootstrap rows instead (no --clusters) or add data from more clusters")
+
+
 def resample_rows(rng: np.random.Generator, n_rows: int, clusters: np.ndarray | None) -> np.ndarray:
     """Row indices of one bootstrap replicate: rows drawn with replacement, or whole clusters with replacement."""
     if clusters is None:

@@ -40,8 +40,12 @@ class CurveProblem(Problem):
     def __init__(self, law: Law, runs: dict[str, dict], loss: str, delta: float, space: str, free, fixed,
                  log_names, lower, upper):
         self.run_names = list(runs)
-        self.terms = [CurveTerms(runs[name]["lr"], runs[name]["steps"], multipower=law.name == "luo_multipower")
-                      for name in self.run_names]
+        self.terms = []
+        for name in self.run_names:
+            try:
+                self.terms.append(CurveTerms(runs[name]["lr"], runs[name]["steps"], multipower=law.name == "luo_multipower"))
+            except ValueError as error:  # the Multi-Power term too large to hold: say which run
+                raise DataError(f"run {name!r}: {error}") from error
         counts = [len(runs[name]["steps"]) for name in self.run_names]
         self.run_of_point = np.repeat(np.arange(len(self.run_names)), counts)
         self.position = np.concatenate([np.arange(count) for count in counts])

@@ -108,10 +108,20 @@ def identification_problems(problem: Problem, theta: np.ndarray, lower: dict, up
                             covariance_estimated: bool | None) -> list[str]:
     """Reasons the fitted parameters are not determined by the data (empty list: identified)."""
     problems = []
-    for name, values in problem.variables.items():
-        if distinct_count(values) < 2:
-            problems.append(f"{name} takes one value only ({float(values[0]):.4g}): the parameters that scale "
-                            f"with {name} trade off against the prefactor")
+    # A variable held at one value is the usual reason for a rank-deficient Jacobian, and then it is named; one whose
+    # parameters are all fixed (e.g. P_a at 16 bits with gamma_a fixed) leaves the free parameters determined.
+    single_valued = [f"{name} takes one value only ({float(values[0]):.4g}): the parameters that scale with {name} "
+                     "trade off against the prefactor"
+                     for name, values in problem.variables.items() if distinct_count(values) < 2]
+    with np.errstate(all="ignore"):
+        _, jacobian = problem.residual_jacobian(theta)
+    finite = bool(np.all(np.isfinite(jacobian)))
+    rank = len(problem.free)
+    if finite:
+        singular = np.linalg.svd(jacobian, compute_uv=False)
+        rank = int(np.sum(singular > RANK_TOLERANCE * singular.max())) if singular.size and singular.max() > 0 else 0
+    if not finite or rank < len(problem.free):
+        problems += single_valued
     values = problem.natural(theta)
     for name, value, is_log in zip(problem.free, values, problem.is_log):
         for side, bound in (("lower", lower[name]), ("upper", upper[name])):
@@ -119,11 +129,7 @@ def identification_problems(problem: Problem, theta: np.ndarray, lower: dict, up
                 continue
             if np.isfinite(bound) and abs(value - bound) <= BOUND_TOLERANCE * max(1.0, abs(bound)):
                 problems.append(f"{name} = {value:.6g} sits at its {side} bound: the data's optimum lies outside the allowed range")
-    with np.errstate(all="ignore"):
-        _, jacobian = problem.residual_jacobian(theta)
-    if np.all(np.isfinite(jacobian)):
-        singular = np.linalg.svd(jacobian, compute_uv=False)
-        rank = int(np.sum(singular > RANK_TOLERANCE * singular.max())) if singular.size and singular.max() > 0 else 0
+    if finite:
         if rank < len(problem.free):
             problems.append(f"the Jacobian has rank {rank} < {len(problem.free)} free parameters: "
                             "some combination of parameters is not determined")

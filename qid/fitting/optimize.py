@@ -40,7 +40,7 @@ import lmfit
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from qid.fitting.bootstrap import bootstrap_points
+from qid.fitting.bootstrap import bootstrap_points, check_cluster_count
 from qid.fitting.record import FitResult, jsonable
 from qid.fitting.problem import (
     DEFAULT_CONFIDENCE,
@@ -217,6 +217,8 @@ def fit_law(law: Law | str, data, *, loss: str = "least_squares", delta: float =
     else:
         table, description = prepare_data(law, data, space, n_free, errors=errors, keep=(clusters,) if clusters else ())
         problem = build_problem(law, table, loss, delta, space, fixed, bounds, log_parameters, errors=errors)
+    if bootstrap and clusters:
+        check_cluster_count(table, clusters, description)
 
     # 1. multi-start search
     thetas = starting_points(problem, starts, grid, seed)

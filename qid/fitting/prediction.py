@@ -76,13 +76,23 @@ def resolve(law: Law, params: str):
     bad = [name for name, value in fit.params.items() if not math.isfinite(value)]
     if bad:
         raise ValueError(f"{params}: parameter(s) {', '.join(bad)} are not finite; refusing to predict from it")
+    outside = [f"{name} = {value:g} (allowed {low if low is not None else '-inf'} to {high if high is not None else 'inf'})"
+               for name, value in fit.params.items() for low, high in [law.bounds.get(name, (None, None))]
+               if (low is not None and value < low) or (high is not None and value > high)]
+    if outside:  # e.g. a negative prefactor k: the law would print a negative QiD
+        raise ValueError(f"{params}: {'; '.join(outside)} lies outside the law's bounds; refusing to predict from it")
     return dict(fit.params), fit
 
 
 def fit_warnings(fit) -> list[str]:
+    warnings = []
     if fit is not None and fit.converged is None:
-        return ["the fit file does not say whether its fit converged"]
-    return []
+        warnings.append("the fit file does not say whether its fit converged")
+    if fit is not None and not fit.identified:  # written with `qid fit --accept-unidentified`
+        reasons = "; ".join(fit.identification) or "no reason recorded"
+        warnings.append(f"the fit's parameters are not identified by its data ({reasons}): the value is one of many "
+                        "that fit equally well")
+    return warnings
 
 
 def fit_range(fit) -> dict | None:

@@ -165,6 +165,11 @@ def check_curve_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     if (table["step"] != np.round(table["step"])).any() or (table["step"] < 0).any():
         raise DataError(f"{source}: column step must hold whole numbers >= 0")
     table["step"] = table["step"].astype(np.int64)
+    empty_run = table["run"].isna() | (table["run"].astype(str).str.strip() == "")
+    if empty_run.any():  # grouping by run would drop these rows without a word
+        row = int(np.flatnonzero(empty_run.to_numpy())[0])
+        raise DataError(f"{source}: column run is empty at data row {row + 1} ({int(empty_run.sum())} row(s) in all); "
+                        "every row needs the name of its run")
     table["run"] = table["run"].astype(str)
     table = table.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
     for run, rows in table.groupby("run", sort=False):

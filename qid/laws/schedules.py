@@ -180,12 +180,21 @@ class MultiPowerTerms:
     """
 
     BLOCK_ROWS = 16
+    MAX_KEPT_TERMS = 2**26  # 512 MiB of precomputed S_k(t): more is refused (a fit evaluates the sum hundreds of times)
 
     def __init__(self, lr, steps, keep: bool = True):
         lr, steps = check_schedule(lr, steps)
         cumulative = np.concatenate([[0.0], np.cumsum(lr)])  # cumulative[t + 1] = S1(t)
         drops = rate_drops(lr)
         self.changing = np.flatnonzero(drops != 0)  # only these k contribute
+        if keep:  # count the terms before allocating them: a long curve measured at every step needs ~T²/2
+            terms = int(np.searchsorted(self.changing, steps, side="right").sum())
+            if terms > self.MAX_KEPT_TERMS:
+                raise ValueError(
+                    f"the Multi-Power term sums {terms:.3g} (measured step, rate change) pairs "
+                    f"({len(steps):,} measured steps × up to {len(self.changing):,} rate changes), more than the "
+                    f"{self.MAX_KEPT_TERMS:.3g} a fit may hold ({self.MAX_KEPT_TERMS * 8 // 2**20} MiB): keep the loss at "
+                    "fewer steps (e.g. every 100th), or fit a shorter run")
         self.drop = drops[self.changing]
         with np.errstate(divide="ignore"):
             self.log_rate = np.log(lr[self.changing])

@@ -13,7 +13,11 @@ import torch
 from qid.measure.intgrid import BASELINE_BITS, DEFAULT_GROUP_SIZE, group_bounds, rtn_quantize, validate_bits, validate_group_size
 
 AWQ_GRID = 20  # α ∈ {0, 1/20, …, 19/20}
-AWQ_MAX_ROWS = 4096  # calibration input rows kept per layer for the AWQ search
+# Calibration rows of the two searches, as AutoAWQ takes them (its defaults, and this module's): the scale search
+# uses every input row of the calibration set; the clip search every k-th row, k = max(1, rows // 512)
+# (AutoAWQ's n_sample_token = 512). Both depend only on the calibration set, never on how it is batched.
+AWQ_MAX_ROWS = None  # None: every row for the scale search; a number caps it at evenly spaced rows (memory)
+AWQ_CLIP_TOKENS = 512
 AWQ_CLIP_GRID = 20  # clip ratios 1 − i/20 ...
 AWQ_CLIP_MAX_SHRINK = 0.5  # ... for i < 0.5·20: down to 55 % of the row's max |w| (Lin et al.'s auto_clip)
 # AutoAWQ's GPT-NeoX groups: attention.dense is quantized unscaled; the fused query/key/value layer unclipped.
@@ -23,9 +27,15 @@ AWQ_UNCLIPPED_MARKERS = ("query", "key", "q_proj", "k_proj", "qkv", "Wqkv", "c_a
 
 
 class InputSampler:
-    """Per-channel mean |x| over all input rows of a Linear, plus an evenly spread sample of rows."""
+    """Per-channel mean |x| over all input rows of a Linear, and its input rows in calibration order.
 
-    def __init__(self, columns: int, device, max_rows: int = AWQ_MAX_ROWS):
+    Every row is kept (AutoAWQ's rule for the scale search, `AWQ_MAX_ROWS` = None): the rows, and so the result,
+    do not depend on the batch size the calibration set was run in. With `max_rows`, the rows at the evenly spaced
+    positions ⌊i·rows/max_rows⌋ of the whole set are kept instead (still batch-independent; chosen at the end).
+    Memory: 4 bytes × rows × input columns per Linear of one block while that block is quantized.
+    """
+
+    def __init__(self, columns: int, device, max_rows: int | None = AWQ_MAX_ROWS):
         self.absolute_sum = torch.zeros(columns, device=device, dtype=torch.float64)
         self.rows = 0
         self.max_rows = max_rows
@@ -35,16 +45,22 @@ class InputSampler:
         x = inputs.detach().reshape(-1, inputs.shape[-1]).float()
         self.absolute_sum += x.abs().sum(dim=0).double()
         self.rows += x.shape[0]
-        self.samples.append(x[:: max(1, x.shape[0] // 256)].clone())
+        self.samples.append(x.clone())
 
     def mean_absolute(self) -> torch.Tensor:
         return (self.absolute_sum / max(self.rows, 1)).float()
 
     def sample(self) -> torch.Tensor:
         rows = torch.cat(self.samples)
-        if rows.shape[0] > self.max_rows:
-            rows = rows[torch.linspace(0, rows.shape[0] - 1, self.max_rows, device=rows.device).long()]
+        if self.max_rows is not None and rows.shape[0] > self.max_rows:
+            positions = torch.arange(self.max_rows, dtype=torch.int64) * rows.shape[0] // self.max_rows
+            rows = rows[positions.to(rows.device)]
         return rows
+
+
+def clip_rows(input_sample: torch.Tensor, tokens: int = AWQ_CLIP_TOKENS) -> torch.Tensor:
+    """AutoAWQ's rows for the clip search: every k-th row, k = max(1, rows // tokens)."""
+    return input_sample[:: max(1, input_sample.shape[0] // tokens)]
 
 
 def awq_quantize(
@@ -61,8 +77,9 @@ def awq_quantize(
     """AWQ for one weight; returns (Q(clip(W·s))/s in the input dtype, the chosen α; 0 when not scaled).
 
     s = m^α / √(max(m^α)·min(m^α)) with m the mean |input| per channel; α ∈ {0, 1/grid, …} minimising the
-    output error on `input_sample` (α = 0 is plain RTN, so the scale search never does worse than RTN). Then,
-    with `clip`, each output row's clamp range is searched (`awq_clip`) on the scaled weight and inputs.
+    output error on `input_sample` (every calibration row by default, as AutoAWQ; α = 0 is plain RTN, so the
+    scale search never does worse than RTN). Then, with `clip`, each output row's clamp range is searched
+    (`awq_clip`) on the scaled weight and AutoAWQ's clip rows of the inputs (`clip_rows`: about 512 of them).
     """
     bits, group_size = validate_bits(bits), validate_group_size(group_size)
     if bits == BASELINE_BITS:
@@ -82,7 +99,7 @@ def awq_quantize(
             best_error, best_alpha, best_scale = error, alpha, s
     scaled = w * best_scale
     if clip:
-        scaled = awq_clip(scaled, x / best_scale, bits, group_size, symmetric)
+        scaled = awq_clip(scaled, clip_rows(x) / best_scale, bits, group_size, symmetric)
     return (rtn_quantize(scaled, bits, group_size, symmetric).float() / best_scale).to(weight.dtype), best_alpha
 
 

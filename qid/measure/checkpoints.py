@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from qid.measure.hub_requests import is_timeout, limit_hub_requests, timeout_message
+
 # Pythia: every checkpoint step is 1024 sequences × 2048 tokens (Biderman et al. 2023).
 PYTHIA_TOKENS_PER_STEP = 2_097_152
 # Tokens per optimizer step of the suites we know; a checkpoint of another family needs `tokens` or
@@ -263,10 +265,13 @@ def load_checkpoint(item, device: str | torch.device = "cpu", dtype: torch.dtype
         source, kwargs = str(folder), {}
     else:
         source, kwargs = spec.model, ({"revision": spec.revision} if spec.revision else {})
+        limit_hub_requests()
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except Exception as error:  # corrupt or truncated weights raise safetensors', torch's or pickle's own types
+        if not spec.is_local and is_timeout(error):
+            raise CheckpointError(timeout_message(f"checkpoint {spec.label}")) from error
         where = "local folder" if spec.is_local else "Hugging Face hub (offline here? it needs the files in the local cache)"
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise CheckpointError(f"checkpoint {spec.label}: could not load from the {where}: {detail}") from error
@@ -307,9 +312,14 @@ def context_length(item) -> int | None:
         source, kwargs = str(folder), {}
     else:
         source, kwargs = spec.model, ({"revision": spec.revision} if spec.revision else {})
+        limit_hub_requests()
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as error:
+    except Exception as error:
+        if not spec.is_local and is_timeout(error):
+            raise CheckpointError(timeout_message(f"checkpoint {spec.label}")) from error
+        if not isinstance(error, (OSError, ValueError)):
+            raise
         where = "local folder" if spec.is_local else "Hugging Face hub (offline here? it needs the files in the local cache)"
         raise CheckpointError(f"checkpoint {spec.label}: could not read its config from the {where}: {str(error).splitlines()[0]}") from error
     return _context_length(config)

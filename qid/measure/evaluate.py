@@ -45,7 +45,9 @@ def evaluation_windows(stream: torch.Tensor, window_length: int, eval_tokens: in
             "or use a shorter window"
         )
     generator = torch.Generator().manual_seed(int(seed))
-    bounds = torch.linspace(0, available, wanted + 1).floor().long()  # stratum s covers [bounds[s], bounds[s+1])
+    # stratum s covers [bounds[s], bounds[s+1]), bounds[s] = ⌊s·available/wanted⌋ in exact integer arithmetic
+    # (float32 linspace put one boundary off by one in 32 of 3,210 size combinations)
+    bounds = torch.arange(wanted + 1, dtype=torch.int64) * available // wanted
     widths = (bounds[1:] - bounds[:-1]).clamp(min=1)
     offsets = (torch.rand(wanted, generator=generator, dtype=torch.float64) * widths).floor().long()
     chosen = torch.minimum(bounds[:-1] + offsets, torch.tensor(available - 1))

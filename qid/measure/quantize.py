@@ -22,7 +22,9 @@ Pythia GPTQ checkpoints of Ouyang et al. 2024:
   a fused-QKV model, as AutoAWQ notes). Then the clipping search: per output row (and group), the clamp range
   max|w|·(1 − i/20), i = 0…9, that minimises that row's output error, for every layer but the query/key
   projection (AutoAWQ leaves q/k unclipped). Each block's statistics come from the 16-bit outputs of the block
-  before it, as in AutoAWQ. Real AWQ folds 1/s into the preceding operation; here it stays in the
+  before it, as in AutoAWQ. Calibration rows follow AutoAWQ's rule (`qid.measure.awq.InputSampler`): the scale
+  search uses every input row of the calibration set, the clip search every k-th row (k = rows // 512), so the
+  result does not depend on ``batch_size``. Real AWQ folds 1/s into the preceding operation; here it stays in the
   (fake-quantized, full-precision) weight, which computes the same function.
 * ``bnb`` (= ``bnb-nf4``), ``bnb-fp4`` — bitsandbytes' 4-bit NF4/FP4 block quantization (absmax per block of
   ``group_size``), quantized and dequantized with bitsandbytes itself where that library runs; elsewhere

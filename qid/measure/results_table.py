@@ -117,8 +117,10 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def _lock(path: Path) -> FileLock:
-    return FileLock(str(path) + ".lock")
+def table_lock(path: str | os.PathLike) -> FileLock:
+    """The table's lock, beside the file the path resolves to: a symlink (or another spelling) of one table takes
+    the same lock, so two writers naming it two ways cannot cut each other's rows."""
+    return FileLock(str(Path(os.path.abspath(os.path.expanduser(path))).resolve()) + ".lock")
 
 
 def _read_rows_unlocked(path: Path) -> list[dict]:
@@ -165,7 +167,7 @@ def finished_keys(path: str | os.PathLike) -> set[tuple[str, ...]]:
     path = check_output_path(path)
     if not path.exists():
         return set()
-    with _lock(path):
+    with table_lock(path):
         _check_header(path)
         _repair_partial_line_unlocked(path)
         return {tuple(row[column] for column in KEY_COLUMNS) for row in _read_rows_unlocked(path)}
@@ -189,7 +191,7 @@ def append_row(path: str | os.PathLike, row: dict) -> bool:
     if missing:
         raise ValueError(f"row lacks column(s) {', '.join(missing)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(path):
+    with table_lock(path):
         if path.exists():
             _check_header(path)
         _repair_partial_line_unlocked(path)
@@ -208,12 +210,18 @@ def append_row(path: str | os.PathLike, row: dict) -> bool:
             before = os.fstat(descriptor).st_size
             try:
                 _write_all(descriptor, data)
-                os.fsync(descriptor)
                 after = os.fstat(descriptor).st_size
                 if after != before + len(data):
                     raise OSError(f"{path}: append not verified (file is {after} bytes, expected {before + len(data)})")
             except BaseException:
                 os.ftruncate(descriptor, before)  # no half row stays behind
+                raise
+            # The row is whole: a Ctrl-C from here on must not cut it back (it did, when it came during fsync);
+            # a failed fsync (the disk refused it) still does.
+            try:
+                os.fsync(descriptor)
+            except OSError:
+                os.ftruncate(descriptor, before)
                 raise
         finally:
             os.close(descriptor)

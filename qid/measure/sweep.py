@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,6 +27,7 @@ from qid.common import provenance, runtime
 from qid.measure import checkpoints as checkpoint_module
 from qid.measure import quantize
 from qid.measure.checkpoint_cells import CheckpointState, append_window_losses
+from qid.measure.checkpoint_identity import known_labels
 # The sweep's description, cells and keys (qid.measure.sweep_spec) and its results table (columns, checked appends;
 # qid.measure.results_table) are re-exported here: `qid.measure.sweep` is the one module a caller needs.
 from qid.measure.results_table import (COLUMNS, KEY_COLUMNS, OutputTableError, append_row, check_output_path,  # noqa: F401
@@ -67,6 +69,11 @@ def run_sweep(
         index, count = shard
         cells = cells[index - 1 :: count]
     done = finished_keys(output)
+    # a hard-linked or copied checkpoint folder is the checkpoint it copies (qid.measure.checkpoint_identity)
+    renamed = known_labels([cell.checkpoint for cell in cells], (key[0] for key in done))
+    cells = [replace(cell, checkpoint=renamed.get(cell.checkpoint, cell.checkpoint)) for cell in cells]
+    for original, named in renamed.items():
+        log(f"{original.label}: the same weights as {named.name}; measured under that name")
     device = runtime.resolve_device(spec.device)
     dtype = runtime.compute_dtype(device)
     summary = {"cells": len(cells), "already_done": 0, "written": 0, "skipped": []}

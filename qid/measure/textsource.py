@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import torch
+
+from qid.measure.hub_requests import is_timeout, limit_hub_requests, timeout_message
 
 # Named datasets: (datasets.load_dataset arguments, text field, split for "calibration", split for "eval").
 NAMED_SOURCES = {
@@ -57,6 +60,7 @@ def _named_documents(name: str, role: str) -> list[str]:
     except ImportError as error:  # pragma: no cover - datasets is a requirement
         raise TextSourceError(f"text source {name!r} needs the `datasets` package") from error
     entry = NAMED_SOURCES[name]
+    limit_hub_requests()
     try:
         if "splits" in entry:
             split = entry["splits"].get(role, role)
@@ -73,6 +77,8 @@ def _named_documents(name: str, role: str) -> list[str]:
                 documents.append(record[entry["field"]])
         return documents
     except Exception as error:  # network, hub and cache errors come in many types
+        if is_timeout(error):
+            raise TextSourceError(timeout_message(f"text source {name!r} ({entry['path']})")) from error
         raise TextSourceError(
             f"text source {name!r} ({entry['path']}) could not be loaded with `datasets` "
             f"(offline machines have no hub access: use 'corpus:{role}' or a text file): {str(error).splitlines()[0] if str(error) else type(error).__name__}"
@@ -149,17 +155,39 @@ def token_stream(source, tokenizer, role: str = "eval") -> torch.Tensor:
         return _STREAM_CACHE[key]
     documents = load_documents(source, role)
     separator = tokenizer.eos_token_id
-    encoded = tokenizer(documents, add_special_tokens=False, verbose=False)["input_ids"]
-    ids: list[int] = []
-    for document in encoded:
-        ids.extend(document)
+    parts: list[torch.Tensor] = []
+    for document in documents:
+        for piece in line_chunks(document):
+            ids = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
+            parts.append(torch.tensor(ids, dtype=torch.long))
         if separator is not None:
-            ids.append(separator)
-    if not ids:
+            parts.append(torch.tensor([separator], dtype=torch.long))
+    stream = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+    if not stream.numel():
         raise TextSourceError(f"text source {source!r}: no tokens (empty text)")
-    stream = torch.tensor(ids, dtype=torch.long)
     _STREAM_CACHE[key] = stream
     return stream
+
+
+# Tokenizing one string holds ~200 bytes per character at its peak (a 32 MiB file took 6-7 GB); a document longer
+# than this is tokenized in pieces cut before a space that joins two words ("word| word"), where byte-level BPE
+# tokenizers (GPT-2's, GPT-NeoX's, the book's) split anyway, so the stream is unchanged (tested).
+TOKENIZE_CHUNK_CHARS = 1 << 20
+_WORD_BREAK = re.compile(r"(?<=[^\s]) (?=[^\W\d_])")  # a single space after a non-space, before a letter
+
+
+def line_chunks(text: str, size: int | None = None):
+    """`text` in pieces of about `size` characters (TOKENIZE_CHUNK_CHARS), each cut before a space between a
+    non-space character and a letter; text without such a place stays whole."""
+    size = size or TOKENIZE_CHUNK_CHARS
+    start = 0
+    while len(text) - start > size:
+        match = _WORD_BREAK.search(text, start + size)
+        if match is None:
+            break
+        yield text[start : match.start()]
+        start = match.start()
+    yield text[start:]
 
 
 def sample_calibration(stream: torch.Tensor, n_samples: int, length: int, seed: int) -> torch.Tensor:

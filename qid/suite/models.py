@@ -33,6 +33,18 @@ PYTHIA_CONTEXT = 2048
 # The mini-Pythia sizes (layers, d_model, heads); the name is the rounded non-embedding parameter count.
 # Head dimensions are multiples of 4 so that the 25 % rotary slice is an even number of dimensions.
 MINI_SHAPES = {
+    # The fixed-depth family of the suite (issue 19): 4 layers, head width 8 at every size; N = 4·(12d² + 13d) + 2d.
+    "L4-13k": (4, 16, 2),     # N = 13,152
+    "L4-29k": (4, 24, 3),     # N = 28,944
+    "L4-51k": (4, 32, 4),     # N = 50,880
+    "L4-79k": (4, 40, 5),     # N = 78,960
+    "L4-113k": (4, 48, 6),    # N = 113,184
+    "L4-200k": (4, 64, 8),    # N = 200,064
+    "L4-312k": (4, 80, 10),   # N = 311,520
+    "L4-448k": (4, 96, 12),   # N = 447,552
+    "L4-793k": (4, 128, 16),  # N = 793,344
+    "L4-1.8m": (4, 192, 24),  # N = 1,779,840 (GPU preset)
+    "L4-3.1m": (4, 256, 32),  # N = 3,159,552 (GPU preset)
     # The CPU suite's sizes (vocabulary 1,024; context 128 keeps attention's share near Pythia's ctx/d ratio).
     "13k": (1, 32, 2),     # N = 12,768
     "25k": (2, 32, 2),     # N = 25,472

@@ -126,6 +126,24 @@ def full_split_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
 
 
 
+# A cell of the suite's tables: what was measured, whatever setting (threads, batch size) it was measured with.
+CELL_COLUMNS = ("method", "bits", "group_size", "calib_seed", "eval_source", "eval_window", "eval_tokens")
+
+
+def latest_per_cell(raw):
+    """One row per cell (checkpoint, CELL_COLUMNS): a rerun with another thread count or batch size measures a
+    finished cell again under a new key; the tables keep the row finished last (its `threads` and `batch_size`
+    columns say which setting that was)."""
+    raw = raw.copy()
+    raw["_cell"] = raw["checkpoint"].map(checkpoint_path)
+    keys = ["_cell", *[column for column in CELL_COLUMNS if column in raw.columns]]
+    order = raw["finished_at"].fillna("") if "finished_at" in raw.columns else None
+    if order is not None:
+        raw = raw.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
+    kept = raw.drop_duplicates(subset=keys, keep="last").sort_index()
+    return kept.drop(columns="_cell").reset_index(drop=True)
+
+
 def tidy_qid(sweep_csv, checkpoints, bigram_loss: float | None = None):
     """The sweep's rows joined with the checkpoints table (design, phase, run, size, seed, rung) into the QiD table.
 
@@ -135,7 +153,7 @@ def tidy_qid(sweep_csv, checkpoints, bigram_loss: float | None = None):
 
     from qid.measure.sweep import load_results
 
-    raw = load_results(sweep_csv).copy()
+    raw = latest_per_cell(load_results(sweep_csv))
     table = checkpoints.copy()
     table["_key"] = table["checkpoint"].map(checkpoint_path)
     raw["_key"] = raw["checkpoint"].map(checkpoint_path)
@@ -191,8 +209,8 @@ def full_split_comparison(preset: str, runs_dir, checkpoints):
 
     from qid.measure.sweep import load_results
 
-    sample = load_results(sweep_output(preset, runs_dir))
-    full = load_results(full_split_output(preset, runs_dir))
+    sample = latest_per_cell(load_results(sweep_output(preset, runs_dir)))
+    full = latest_per_cell(load_results(full_split_output(preset, runs_dir)))
     sample = sample[(sample["calib_seed"].fillna(0) == 0)]
     keyed = checkpoints.assign(_key=checkpoints["checkpoint"].map(checkpoint_path)).set_index("_key")
     rows = []

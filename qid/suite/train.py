@@ -36,6 +36,7 @@ import torch
 from qid.suite import corpus
 
 from qid.common import runtime
+from qid.suite import qat
 from qid.suite.models import build_model, mini_config, mini_shape
 
 SCHEDULES = ("cosine", "constant", "wsd")
@@ -73,11 +74,18 @@ class TrainConfig:
     run: str = ""                      # run name recorded in metadata
     design: str = ""                   # suite design recorded in metadata (cosine / annealed / wsd)
     keep_training_state: str = "all"   # all | last: which checkpoints keep the optimizer state
+    weight_bits: int = 16              # quantization-aware training (qid.suite.qat): forward-pass bits of the weights,
+    activation_bits: int = 16          # ... of the block layers' inputs,
+    kv_bits: int = 16                  # ... of the KV cache; 16 = not quantized (the plain trainer)
     extra: dict = field(default_factory=dict)  # free-form metadata copied into every checkpoint
 
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.seq_len
+
+    @property
+    def precision(self) -> qat.TrainingPrecision:
+        return qat.TrainingPrecision(self.weight_bits, self.activation_bits, self.kv_bits)
 
     def validate(self) -> None:
         mini_shape(self.size)
@@ -98,12 +106,16 @@ class TrainConfig:
             raise ValueError(f"checkpoint_steps {bad} outside 1..steps={self.steps}")
         if self.keep_training_state not in ("all", "last"):
             raise ValueError(f"keep_training_state={self.keep_training_state!r}: use 'all' or 'last'")
+        self.precision  # validates the bits (2-16)
 
     def identity(self) -> dict:
         """The settings that must match for a folder's checkpoints to be resumed by this config."""
         keys = ("size", "steps", "batch_size", "seq_len", "max_lr", "min_lr_ratio", "warmup_steps", "schedule",
                 "decay_steps", "weight_decay", "grad_clip", "seed")
-        return {key: getattr(self, key) for key in keys}
+        identity = {key: getattr(self, key) for key in keys}
+        if not self.precision.is_full:  # only then: plain runs keep the identity their checkpoints were saved with
+            identity.update(weight_bits=self.weight_bits, activation_bits=self.activation_bits, kv_bits=self.kv_bits)
+        return identity
 
 
 # ------------------------------------------------------------------------------------------- schedules
@@ -324,6 +336,7 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True, st
             log_rows = [row for row in state["log"] if row["step"] <= start_step]
             branched_from = str(source)
 
+    qat.install(model, config.precision)  # the QAT hook: nothing is installed at 16/16/16
     n_parameters = non_embedding_parameters(model)
     base_metadata = {
         "family": FAMILY, "size": config.size, "N": n_parameters, "total_parameters": total_parameters(model),
@@ -335,7 +348,7 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True, st
         "seed": config.seed, "run": config.run or output_dir.name, "design": config.design,
         "device": str(device), "dtype": "bf16-autocast" if device.type == "cuda" else "fp32",
         "train_split_tokens": int(train_tokens.size), "corpus_sha256": _corpus_fingerprint(),
-        "identity": _jsonable(config.identity()), **config.extra,
+        "identity": _jsonable(config.identity()), **config.precision.as_dict(), **config.extra,
     }
 
     checkpoints = set(config.checkpoint_steps) | {config.steps}
