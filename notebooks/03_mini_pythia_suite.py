@@ -66,7 +66,7 @@ from qid.suite import corpus, pipeline as suite_pipeline, plan as suite, tables 
 
 from qid.fitting import errormodel
 
-from qid.chapters import suite_analysis
+from qid.chapters import schedule_analysis, suite_analysis
 from qid.suite import train as training
 from qid.suite.models import mini_shape
 from qid.chapters.plots import bit_color, log_axes, subplots
@@ -369,19 +369,21 @@ display(in_fixed_d.round(6))
 # ## Where the noise comes from
 #
 # Each QiD row has three sources of error, each measured by the suite (`qid.fitting.errormodel`): the evaluation windows
-# (the paired standard error of every row), the calibration sample (three seeds on three checkpoints per size),
-# and the training seed (two seeds of every cosine run). Standard deviations in nats per token, side by side:
+# (the paired standard error of every row), the calibration sample (three seeds on a few checkpoints per size),
+# and the training seed (two seeds of every cosine run). The two seed components grow with QiD: each is modelled as
+# $a^2 + (r\cdot\mathrm{QiD})^2$ per quantizer and bit width (chapter 5 shows the fit and checks it on held-out
+# seeds). Median standard deviations over the rows at D/N ≥ `MIN_RUNG`, in nats per token, side by side:
 
 # %% tags=["remove-input"]
-_, pooled = errormodel.variance_components(qid_all[qid_all["method"].isin(METHODS) & (qid_all["rung"] >= MIN_RUNG)])
-window_sd = (qid_all[qid_all["rung"] >= MIN_RUNG].groupby(["method", "size", "bits"])["qid_se"].median()
-             .rename("windows").reset_index())
-calibration_sd = pooled["calibration"].assign(calibration=lambda t: np.sqrt(t["variance"].clip(lower=0)))
-training_sd = pooled["training"].assign(training_seed=lambda t: np.sqrt(t["variance"].clip(lower=0)))
-noise = (window_sd.merge(calibration_sd[["method", "size", "bits", "calibration"]], how="left",
-                         on=["method", "size", "bits"])
-         .merge(training_sd[["size", "bits", "training_seed"]], how="left", on=["size", "bits"]))
-noise = noise[noise["method"].isin(METHODS) & noise["bits"].isin(BITS)]
+# The error model learns from every row of the shown quantizers; the table summarises the rows at D/N ≥ MIN_RUNG.
+with_errors, _ = errormodel.variance_components(qid_all[qid_all["method"].isin(METHODS)])
+with_errors = with_errors[with_errors["rung"] >= MIN_RUNG]
+noise = (with_errors.assign(windows=np.sqrt(with_errors["var_window"]),
+                            calibration=np.sqrt(with_errors["var_calibration"]),
+                            training_seed=np.sqrt(with_errors["var_training"]))
+         .groupby(["method", "size", "bits"])[["windows", "calibration", "training_seed"]].median().reset_index())
+noise["calibration"] = noise["calibration"].where(noise["calibration"] > 0)  # RTN has no calibration sample
+noise = noise[noise["bits"].isin(BITS)]
 sd_columns = ["windows", "calibration", "training_seed"]
 main_noise = noise[noise["method"] == MAIN_METHOD].set_index(["bits", "size"])[sd_columns]
 main_noise = main_noise.reindex(pd.MultiIndex.from_product([sorted(noise["bits"].unique()), SIZES],
@@ -405,9 +407,8 @@ axes[0].legend(title="size", fontsize=8)
 fig_noise = fig
 
 # %% [markdown]
-# *Figure: the three error components of the main quantizer's QiD by size and bit width (median window SE of a
-# row; calibration and training-seed standard deviations pooled over the checkpoints with repeats; a component
-# estimated at or below zero is not drawn).*
+# *Figure: the three error components of the main quantizer's QiD by size and bit width (medians over the rows at
+# D/N ≥ `MIN_RUNG` of the window SE and of the error model's calibration and training-seed standard deviations).*
 #
 # ## QiD, KL divergence and top-1 agreement
 #
@@ -441,21 +442,43 @@ glue("suite_spearman_kl", round(spearman_kl, 3), display=False)
 # ## Schedule designs: does decay add QiD beyond what the lower loss predicts?
 #
 # {cite:t}`catalan2025dynamics` argue that QiD jumps when the learning rate decays. The WSD design measures this
-# twice. **At matched tokens**, a decay branch is compared with its constant-rate run at the same rung: this is
+# in one analysis shared with chapter 6 (`qid.chapters.schedule_analysis.schedule_effect`, so both chapters print
+# the same numbers). **At matched tokens**, a decay branch is compared with its constant-rate run at the same rung:
 # the whole effect of decaying, including the lower loss it brings. **At matched 16-bit loss**, the branch is
-# compared with the constant-rate run's QiD interpolated to the branch's own loss: what decay adds beyond what its
-# loss explains. Matched-token differences are paired over the evaluation windows.
+# compared with the constant-rate run's QiD interpolated to the branch's own loss, linearly in log QiD (QiD is
+# convex in the loss: linear interpolation cuts the chord and over-predicts, as the leave-one-out check below
+# shows); the constant-rate comparator has then seen more tokens than the branch, and that **token gap** is
+# reported beside it. Checkpoints of one WSD family (a size's constant-rate run and its branches) share a trunk,
+# so every interval is a t interval over families (one mean per family), not over checkpoints.
 
 # %% tags=["hide-input"]
-matched_tokens = suite_analysis.decay_at_matched_tokens(seed0[seed0["rung"] >= MIN_RUNG], windows)
-matched_loss = suite_analysis.decay_at_matched_loss(seed0)
-matched_loss = matched_loss[matched_loss["rung"] >= MIN_RUNG]
-by_tokens = suite_analysis.summarise_differences(matched_tokens, ["method", "bits"])
-by_loss = suite_analysis.summarise_differences(matched_loss, ["method", "bits"])
-display(Markdown("**Decayed minus constant lr at the same tokens** (mean over sizes and rungs, 95 % t interval):"))
-display(by_tokens.style.hide(axis="index").format({"mean_difference": "{:.2e}", "low": "{:.2e}", "high": "{:.2e}"}))
-display(Markdown("**Decayed minus constant lr at the same 16-bit loss:**"))
-display(by_loss.style.hide(axis="index").format({"mean_difference": "{:.2e}", "low": "{:.2e}", "high": "{:.2e}"}))
+schedule_results = {(method, bits): schedule_analysis.schedule_effect(qid_all, method, bits, MIN_RUNG)
+                    for method in METHODS for bits in BITS if bits < 8}
+
+
+def effect_cell(summary, digits=".2e"):
+    return (f"{summary['mean']:{digits}} [{summary['low']:{digits}}, {summary['high']:{digits}}]"
+            if summary["families"] > 1 else "–")
+
+
+schedule_table = pd.DataFrame([{
+    "method": method, "bits": bits, "families": result["matched_loss"]["families"],
+    "matched tokens (nats)": effect_cell(result["matched_tokens"]),
+    "matched loss (nats)": effect_cell(result["matched_loss"]),
+    "token gap at matched loss (×)": effect_cell(result["token_gap"], ".2f"),
+} for (method, bits), result in schedule_results.items()])
+display(Markdown(f"**Decayed minus constant-rate QiD** (D/N ≥ {MIN_RUNG:g}; mean over WSD families, "
+                 "95 % t interval over families):"))
+display(schedule_table.style.hide(axis="index"))
+main_schedule = schedule_results.get((MAIN_METHOD, 3))
+if main_schedule is not None:
+    check = main_schedule["interpolation_summary"]
+    display(Markdown(
+        f"Leave-one-out check of the interpolation ({MAIN_METHOD.upper()} 3 bits: each interior constant-rate "
+        f"checkpoint predicted from its neighbours): linear in QiD over-predicts {check['linear']['over_predicted']} "
+        f"of {check['linear']['checkpoints']} (mean error {check['linear']['mean_relative_error']:+.0%}); linear in "
+        f"log QiD over-predicts {check['log']['over_predicted']} of {check['log']['checkpoints']} (mean error "
+        f"{check['log']['mean_relative_error']:+.0%}). " + main_schedule["verdict"]))
 
 # %% tags=["hide-input"]
 fig, axes = subplots(2, (len(SIZES) + 1) // 2, figsize=(8.5, 6.8), sharey=False)
@@ -484,16 +507,13 @@ fig_decay = fig
 # QiD beyond what its loss predicts.*
 
 # %% tags=["remove-cell"]
-main3_tokens = by_tokens[(by_tokens["method"] == MAIN_METHOD) & (by_tokens["bits"] == 3)]
-main3_loss = by_loss[(by_loss["method"] == MAIN_METHOD) & (by_loss["bits"] == 3)]
-if len(main3_tokens):
-    glue("decay_tokens_3bit", float(main3_tokens["mean_difference"].iloc[0]), display=False)
-    glue("decay_tokens_3bit_interval", [float(main3_tokens["low"].iloc[0]), float(main3_tokens["high"].iloc[0])],
-         display=False)
-if len(main3_loss):
-    glue("decay_loss_3bit", float(main3_loss["mean_difference"].iloc[0]), display=False)
-    glue("decay_loss_3bit_interval", [float(main3_loss["low"].iloc[0]), float(main3_loss["high"].iloc[0])],
-         display=False)
+if main_schedule is not None and main_schedule["matched_loss"]["families"] > 1:
+    for name in ("matched_tokens", "matched_loss", "token_gap"):
+        summary = main_schedule[name]
+        glue(f"schedule_{name}", float(f"{summary['mean']:.4g}"), display=False)
+        glue(f"schedule_{name}_interval", [float(f"{summary['low']:.4g}"), float(f"{summary['high']:.4g}")],
+             display=False)
+    glue("schedule_families", int(main_schedule["matched_loss"]["families"]), display=False)
 
 # %% [markdown]
 # ## Is the window sample enough?
@@ -606,13 +626,12 @@ points = [
     f"**Signal.** {gptq2[0]} of {gptq2[1]} GPTQ 2-bit checkpoints at D/N ≥ {MIN_RUNG:g} have QiD above 3 standard "
     f"errors.",
 ]
-if len(main3_tokens) and len(main3_loss):
+if main_schedule is not None and main_schedule["matched_loss"]["families"] > 1:
     points.append(
-        f"**Decay.** At 3 bits, {MAIN_METHOD.upper()} QiD after a WSD decay minus the constant-rate run's at the same "
-        f"tokens: {main3_tokens['mean_difference'].iloc[0]:.2e} [{main3_tokens['low'].iloc[0]:.2e}, "
-        f"{main3_tokens['high'].iloc[0]:.2e}] nats/token; at the same 16-bit loss: "
-        f"{main3_loss['mean_difference'].iloc[0]:.2e} [{main3_loss['low'].iloc[0]:.2e}, "
-        f"{main3_loss['high'].iloc[0]:.2e}].")
+        f"**Decay** ({MAIN_METHOD.upper()}, 3 bits, {main_schedule['matched_loss']['families']} WSD families): "
+        f"decayed minus constant-rate QiD at the same tokens {effect_cell(main_schedule['matched_tokens'])} "
+        f"nats/token, at the same 16-bit loss {effect_cell(main_schedule['matched_loss'])}, where the constant-rate "
+        f"run has seen {effect_cell(main_schedule['token_gap'], '.2f')}× the tokens. {main_schedule['verdict']}")
 display(Markdown("\n".join(f"- {point}" for point in points)))
 glue("suite_checkpoints", int(len(checkpoints)), display=False)
 glue("suite_qid_cells", int(len(qid_all)), display=False)

@@ -71,6 +71,7 @@ SUITE_LOSS_COLUMN = "train_loss"  # loss of the suite's curves: train_loss (ever
 ANNEALING_DECAY = 0.999  # momentum λ of the annealing area S2 at the suite's checkpoints (Tissue et al.'s usual value)
 QID_METHODS = ["gptq", "rtn"]  # quantizers in the QiD-along-the-schedule analysis
 QID_BITS = [2, 3, 4]  # bit widths in that analysis
+MIN_RUNG = 20.0  # the matched comparisons use decay branches with D/N ≥ MIN_RUNG (tokens per parameter; as chapter 3)
 BOOTSTRAP_SAMPLES = 1000  # cluster-bootstrap replicates for the decay effect's interval (count)
 CONFIDENCE = 0.95  # coverage of every interval (fraction)
 SEED = 0  # seed of the bootstrap
@@ -373,8 +374,11 @@ if suite_fits:
 # so $c$ is the QiD that annealing adds beyond what the loss explains. Its interval comes from the t distribution
 # (few points) and from a bootstrap that resamples whole training lineages (a size, a design and a training seed:
 # a WSD run moves with its decay branches). AICc compares loss alone, loss + annealing, and $S_1$ + annealing.
-# The direct check needs no model: each decayed WSD checkpoint against the constant-rate checkpoints of the
-# same size at the same 16-bit loss (interpolated, never extrapolated).
+# The direct check needs no regression, and it is the book's one answer to the schedule question (chapter 3 prints
+# the same numbers from the same function, `schedule_effect`): each decayed WSD checkpoint against its own
+# constant-rate run at the same tokens, and at the same 16-bit loss (log QiD interpolated in the loss between the
+# bracketing constant-rate checkpoints, never extrapolated; validated by leave-one-out), with the token gap at
+# matched loss beside it and intervals clustered by WSD family (a t interval over families, not checkpoints).
 
 # %% tags=["hide-input"]
 qid_table = pd.read_csv(SUITE_QID_TABLE)
@@ -435,65 +439,41 @@ if schedule_ready:
 
 # %% tags=["hide-input"]
 if schedule_ready:
-    differences = pd.concat([analysis.matched_loss_differences(checkpoints, method, bits).assign(method=method, bits=bits)
-                             for method in QID_METHODS for bits in QID_BITS], ignore_index=True)
-    if differences.empty or not differences["matched"].any():
-        display(Markdown("No decayed WSD checkpoint lies within the 16-bit-loss range of its size's constant-rate "
-                         "checkpoints: the direct comparison at matched loss is not possible with this suite."))
-        glue("matched_loss_pairs", 0, display=False)
-    else:
-        matched = differences[differences["matched"]]
-        summary = analysis.mean_with_t_interval(matched, ["method", "bits"], "difference", CONFIDENCE)
-        display(summary)
-        glue("matched_loss_pairs", int(len(matched)), display=False)
     headline_bits = min(QID_BITS, key=lambda bits: abs(bits - 3))  # 3 bits: QiD well above noise, not saturated
+    # The one schedule analysis of the book (chapter 3 prints the same numbers from the same function).
+    schedule = analysis.schedule_effect(qid_table, QID_METHODS[0], headline_bits, MIN_RUNG, CONFIDENCE)
     headline = next((e for e in effects if e["estimable"] and e.get("annealing") == "S2" and e["method"] == QID_METHODS[0]
                      and e["bits"] == headline_bits), None)
     robustness = next((e for e in effects if e["estimable"] and e.get("annealing") == "rate_removed"
                        and e["method"] == QID_METHODS[0] and e["bits"] == headline_bits), None)
-    direct = None
-    if not differences.empty and differences["matched"].any():
-        chosen = summary[(summary["method"] == QID_METHODS[0]) & (summary["bits"] == headline_bits)]
-        direct = chosen.iloc[0] if len(chosen) else None
-    if headline is None:
-        display(Markdown("Too few checkpoints with a varying annealing area for the regression."))
-    else:
-        low, high = headline["t_interval"]
-        glue("decay_effect", float(headline["effect"]), display=False)
-        glue("decay_effect_interval", [float(low), float(high)], display=False)
-        signs = {"S2": np.sign(low) if low * high > 0 else 0}
-        if robustness is not None:
-            r_low, r_high = robustness["t_interval"]
-            signs["rate_removed"] = np.sign(r_low) if r_low * r_high > 0 else 0
-        if direct is not None:
-            d_low, d_high = direct["t interval"]
-            signs["matched"] = np.sign(d_low) if d_low * d_high > 0 else 0
-            glue("matched_loss_difference", float(direct["mean difference"]), display=False)
-            glue("matched_loss_difference_interval", [float(d_low), float(d_high)], display=False)
-        if all(sign > 0 for sign in signs.values()):
-            verdict = ("Every test agrees: at this scale decay adds QiD beyond what the 16-bit loss explains.")
-        elif signs.get("matched", 0) < 0:
-            verdict = ("The model-free comparison goes the other way: at the same 16-bit loss, decayed checkpoints carry "
-                       "*less* QiD than constant-rate ones (they have also seen fewer tokens), and the two annealing "
-                       "statistics do not agree on the regression's sign. At this scale the data give no robust evidence "
-                       "that decay adds QiD beyond what the loss explains: QiD follows the 16-bit loss.")
-        else:
-            verdict = ("The tests do not agree, or their intervals include zero: at this scale the data give no robust "
-                       "evidence that decay adds QiD beyond what the 16-bit loss explains.")
-        glue("decay_adds_qid", bool(all(sign > 0 for sign in signs.values())), display=False)
-        text = (f"**Result ({headline['method'].upper()}, {headline['bits']} bits, {headline['n']} checkpoints, "
-                f"{headline['n_lineages']} lineages; {100 * CONFIDENCE:g}% t intervals).** ")
-        if direct is not None:
-            text += (f"Matched-loss comparison within the WSD runs ({int(direct['pairs'])} decayed checkpoints): "
-                     f"decayed minus constant-rate QiD = {direct['mean difference']:.3g} nats [{d_low:.3g}, {d_high:.3g}]. ")
+    tokens, at_loss, gap = schedule["matched_tokens"], schedule["matched_loss"], schedule["token_gap"]
+    check = schedule["interpolation_summary"]
+    glue("schedule_families", int(at_loss["families"]), display=False)
+    for name, summary in (("matched_tokens", tokens), ("matched_loss", at_loss), ("token_gap", gap)):
+        glue(f"schedule_{name}", float(f"{summary['mean']:.4g}"), display=False)
+        glue(f"schedule_{name}_interval", [float(f"{summary['low']:.4g}"), float(f"{summary['high']:.4g}")], display=False)
+    verdict = schedule["verdict"]
+    glue("schedule_verdict", verdict, display=False)
+    glue("decay_adds_qid", bool(analysis.excludes_zero(at_loss) > 0), display=False)
+    text = (f"**Result ({QID_METHODS[0].upper()}, {headline_bits} bits, decay branches at D/N ≥ {MIN_RUNG:g}, "
+            f"{at_loss['families']} WSD families; {100 * CONFIDENCE:g}% t intervals over families).** "
+            f"Decayed minus constant-rate QiD at the same tokens: {tokens['mean']:.3g} nats [{tokens['low']:.3g}, "
+            f"{tokens['high']:.3g}] ({tokens['pairs']} branches); at the same 16-bit loss: {at_loss['mean']:.3g} nats "
+            f"[{at_loss['low']:.3g}, {at_loss['high']:.3g}] ({at_loss['pairs']} branches inside the constant-rate "
+            f"run's loss range), where the constant-rate run has seen {gap['mean']:.2f}× the tokens "
+            f"[{gap['low']:.2f}, {gap['high']:.2f}] (range {gap['min']:.2f}–{gap['max']:.2f}). The matched-loss QiD "
+            f"is interpolated linearly in log QiD: left out in turn, interior constant-rate checkpoints are "
+            f"over-predicted {check['log']['over_predicted']} of {check['log']['checkpoints']} times (mean error "
+            f"{check['log']['mean_relative_error']:+.0%}), against {check['linear']['over_predicted']} of "
+            f"{check['linear']['checkpoints']} ({check['linear']['mean_relative_error']:+.0%}) for linear interpolation "
+            f"in QiD. ")
+    if headline is not None:
         boot = headline["bootstrap_interval"]
-        text += (f"Regression with annealing area S2: c = {headline['effect']:.3g} nats per unit [{low:.3g}, {high:.3g}]"
+        text += (f"The regression with the annealing area S2 gives c = {headline['effect']:.3g} nats per unit"
                  + (f", lineage bootstrap [{boot[0]:.3g}, {boot[1]:.3g}]" if boot[0] is not None else "")
-                 + f" ({headline['effect'] * headline['annealing_range']:.3g} nats over the suite's range of S2)")
-        if robustness is not None:
-            text += (f"; with the fraction of the peak rate removed instead: c = {robustness['effect']:.3g} nats from "
-                     f"constant rate to full decay [{r_low:.3g}, {r_high:.3g}]")
-        display(Markdown(text + ". " + verdict))
+                 + (f"; with the fraction of the peak rate removed instead, c = {robustness['effect']:.3g} nats "
+                    f"from constant rate to full decay" if robustness is not None else "") + ". ")
+    display(Markdown(text + verdict))
 
 # %% [markdown]
 # **Reading the sign.** At matched 16-bit loss and size, a decayed checkpoint has seen *fewer* tokens than a
@@ -529,11 +509,12 @@ if len(suite_table):
                  f"predict the WSD runs with PredE {suite_table['test PredE'].min():.3g}–{suite_table['test PredE'].max():.3g}.")
 if not schedule_ready:
     lines.append("- QiD along the schedule: not measured yet (the suite table lacks the new columns).")
-elif headline is not None:
-    lines.append(f"- QiD along the schedule: {verdict}"
-                 + (f" (matched-loss difference {direct['mean difference']:.3g} nats [{d_low:.3g}, {d_high:.3g}];"
-                    if direct is not None else " (")
-                 + f" S2 coefficient {headline['effect']:.3g} [{low:.3g}, {high:.3g}]).")
+else:
+    lines.append(f"- QiD along the schedule ({QID_METHODS[0].upper()}, {headline_bits} bits, {at_loss['families']} WSD "
+                 f"families): decayed minus constant-rate QiD {tokens['mean']:.3g} nats [{tokens['low']:.3g}, "
+                 f"{tokens['high']:.3g}] at the same tokens, {at_loss['mean']:.3g} [{at_loss['low']:.3g}, "
+                 f"{at_loss['high']:.3g}] at the same 16-bit loss (the constant-rate run {gap['mean']:.2f}× the tokens). "
+                 + verdict)
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]

@@ -242,8 +242,12 @@ def test_schedules_chapter_reproduces_luo_and_fits_within_twice_the_published_er
     assert values["own_fits_converged"] and values["own_fit_worst_prede_ratio"] < 2
     assert values["suite_curve_sizes"] >= 1
     if values["qid_schedule_analysis_ran"]:  # the new suite's table: the QiD-along-the-schedule result is stated
-        low, high = values["decay_effect_interval"]
-        assert low <= values["decay_effect"] <= high and values["qid_loss_degree"] in (1, 2, 3, 4)
+        low, high = values["schedule_matched_loss_interval"]
+        assert low <= values["schedule_matched_loss"] <= high and values["qid_loss_degree"] in (1, 2, 3, 4)
+        # one schedule analysis (qid.chapters.schedule_analysis.schedule_effect): chapter 03 prints the same numbers
+        suite = chapter_values(executed_book, "03_mini_pythia_suite")
+        for name in ("schedule_matched_tokens", "schedule_matched_loss", "schedule_token_gap"):
+            assert suite[name] == values[name] and suite[f"{name}_interval"] == values[f"{name}_interval"], name
 
 
 def fresh_copy(destination: Path) -> Path:

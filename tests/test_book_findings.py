@@ -17,20 +17,42 @@ GLUED = {
     "05_fits_on_our_data": {"fit_n_points": 33, "unified_alpha": 0.3, "unified_alpha_low": 0.14,
                             "unified_alpha_high": 0.5, "unified_beta": 0.9, "unified_beta_low": 0.72,
                             "unified_beta_high": 1.1, "unified_gamma": 3.4, "unified_gamma_low": 2.9,
-                            "unified_gamma_high": 4.2, "best_law_aicc": "unified"},
+                            "unified_gamma_high": 4.2, "best_law_cv": "Ouyang unified", "best_law_cv_close": True,
+                            "alpha_slope": 0.15, "alpha_slope_low": -0.4, "alpha_slope_high": 0.7,
+                            "alpha_determined": False, "beta_local_slope_first": 1.8, "beta_local_slope_first_dn": 20,
+                            "beta_local_slope_last": 0.9, "beta_local_slope_last_dn": 226,
+                            "beta_local_slope_first_sizes": 1, "beta_local_slope_last_sizes": 2, "beta_estimator_min": 0.99,
+                            "beta_estimator_max": 1.89, "holdout_naive_beats_every_law": True,
+                            "holdout_rms_z": {"naive (nearest kept row)": 2.7, "Ouyang unified": 4.5, "Kumar δ_PTQ": 4.6}},
+    "06_learning_rate_schedules": {"luo_published_metrics_match": True, "schedule_families": 4,
+                                   "schedule_matched_tokens": 0.0048, "schedule_matched_tokens_interval": [0.0019, 0.0078],
+                                   "schedule_matched_loss": -0.0146, "schedule_matched_loss_interval": [-0.0295, 0.0003],
+                                   "schedule_token_gap": 1.37, "schedule_token_gap_interval": [1.15, 1.64],
+                                   "schedule_verdict": "At the same 16-bit loss the interval contains zero."},
 }
 
 
 def test_statements_use_glued_numbers_and_name_the_chapter_to_run_where_missing():
     rows = {title: (chapter, text) for title, chapter, text in statements(GLUED)}
     assert "48 of 48 cells" in rows["Table 1"][1] and "83%" in rows["Table 1"][1]
-    assert "α = 0.3 [0.14, 0.5]" in rows["Our exponents"][1]
-    assert "whole interval is above zero" in rows["Our exponents"][1] and "By AICc" in rows["Our exponents"][1]
+    exponents = rows["Our exponents"][1]
+    assert "whole interval is above zero" in exponents and "leave-one-lineage-out" in exponents
     assert "--only 02_measure_qid" in rows["Measuring QiD"][1] and "not executed" in rows["Measuring QiD"][1]
     partial = {"05_fits_on_our_data": {k: v for k, v in GLUED["05_fits_on_our_data"].items() if k != "unified_gamma_high"}}
     text = dict((title, text) for title, _, text in statements(partial))["Our exponents"]
     assert "does not glue `unified_gamma_high`" in text
     assert len(statements({})) == len(STATEMENTS)
+
+
+def test_findings_are_no_stronger_than_their_intervals():
+    rows = {title: text for title, _, text in statements(GLUED)}
+    exponents, schedules = rows["Our exponents"], rows["Schedules"]
+    assert "α = 0.15 [-0.4, 0.7]" in exponents and "α is not determined" in exponents  # the size-level interval
+    assert "falls from 1.80 (D/N ≈ 20, 1 size(s)) to 0.90 (D/N ≈ 226, 2 size(s))" in exponents and "from 0.99 to 1.89" in exponents
+    assert "not decisively" in exponents and "4.5–4.6 standard errors" in exponents and "naive" in exponents
+    assert "[-0.0295, 0.0003]" in schedules and "1.37×" in schedules and "interval contains zero" in schedules
+    determined = {**GLUED["05_fits_on_our_data"], "alpha_slope_low": 0.1, "alpha_determined": True}
+    assert "not determined" not in dict((t, x) for t, _, x in statements({"05_fits_on_our_data": determined}))["Our exponents"]
 
 
 def test_beta_interval_reaching_zero_is_said_plainly():

@@ -90,14 +90,16 @@ def test_decay_effect_recovers_a_known_effect_at_matched_loss(effect):
         assert result["aicc"]["loss + annealing"] < result["aicc"]["loss"]
 
 
-def test_matched_loss_differences_never_extrapolate():
-    train_log, qid_table = synthetic_suite(0.3, seed=2)
-    checkpoints = analysis.checkpoint_schedule_statistics(qid_table, analysis.suite_curve_runs(train_log), 0.999)
-    differences = analysis.matched_loss_differences(checkpoints, "gptq", 3)
-    assert len(differences) == 8  # 4 decayed checkpoints per size
-    matched = differences[differences["matched"]]
-    assert differences.loc[~differences["matched"], "difference"].isna().all()
-    assert (matched["difference"] > 0).all()  # decay adds QiD in this synthetic suite
+def test_matched_comparisons_never_extrapolate():
+    _, qid_table = synthetic_suite(0.3, seed=2)
+    result = analysis.schedule_effect(qid_table, "gptq", 3, min_rung=0)
+    pairs = result["pairs"]
+    assert len(pairs) == 8  # 4 decayed checkpoints per size
+    stable = qid_table[(qid_table["phase"] == "stable") & (qid_table["method"] == "gptq") & (qid_table["bits"] == 3)]
+    lowest = stable.groupby("size")["loss_16"].min()
+    outside = pairs["loss_16"].to_numpy() < lowest[pairs["size"]].to_numpy()
+    assert outside.any() and pairs.loc[outside, "matched_loss"].isna().all()
+    assert (pairs.loc[~outside, "matched_loss"] > 0).all()  # decay adds QiD in this synthetic suite
 
 
 def test_a_decay_branch_logged_from_its_branch_point_gets_its_parents_history():
@@ -115,3 +117,43 @@ def test_statistics_found_when_the_log_has_no_seed_column():
     train_log = train_log[train_log["seed"] == 0].drop(columns="seed")
     checkpoints = analysis.checkpoint_schedule_statistics(qid_table, analysis.suite_curve_runs(train_log), 0.999)
     assert checkpoints["S1"].notna().all()
+
+
+def wsd_family_table(effect_at_loss: float = 0.0, families=(("a", 0), ("b", 0), ("c", 1))):
+    """Constant-rate checkpoints whose QiD is exponential in the loss (so log-QiD interpolation is exact), and decay
+    branches that reach a lower loss at the same tokens, with QiD = the curve's + `effect_at_loss`."""
+    rows = []
+    for size, seed in families:
+        for i, tokens in enumerate([1e5, 2e5, 4e5, 8e5, 1.6e6]):
+            loss = 5.0 - 0.5 * i
+            rows.append({"design": "wsd", "phase": "stable", "size": size, "train_seed": seed, "tokens": tokens,
+                         "tokens_per_parameter": tokens / 1e4, "loss_16": loss, "method": "gptq", "bits": 3,
+                         "calib_seed": 0.0, "qid": 0.5 * np.exp(-1.5 * loss)})
+            decayed = loss - 0.25
+            rows.append({"design": "wsd", "phase": "decayed", "size": size, "train_seed": seed, "tokens": tokens,
+                         "tokens_per_parameter": tokens / 1e4, "loss_16": decayed, "method": "gptq", "bits": 3,
+                         "calib_seed": 0.0, "qid": 0.5 * np.exp(-1.5 * decayed) + effect_at_loss})
+    return pd.DataFrame(rows)
+
+
+def test_schedule_effect_interpolates_log_qid_and_clusters_by_family():
+    table = wsd_family_table()
+    for size, shift in (("a", 1e-4), ("b", -1e-4)):  # families scatter about no effect at matched loss
+        table.loc[(table["size"] == size) & (table["phase"] == "decayed"), "qid"] += shift
+    result = analysis.schedule_effect(table, "gptq", 3, min_rung=0, confidence=0.95)
+    check = analysis.interpolation_summary(result["interpolation"])
+    assert check["log"]["mean_relative_error"] == pytest.approx(0, abs=1e-9)  # exact on an exponential curve
+    assert check["linear"]["over_predicted"] == check["linear"]["checkpoints"] > 0  # the chord of a convex curve
+    matched = result["matched_loss"]
+    assert matched["families"] == 3 and matched["mean"] == pytest.approx(0, abs=1e-12) and matched["low"] < 0 < matched["high"]
+    assert result["token_gap"]["mean"] == pytest.approx(np.sqrt(2), rel=1e-9)  # half a rung further on the curve
+    assert result["matched_tokens"]["mean"] > 0 and "cannot say" not in result["verdict"]
+
+
+def test_schedule_effect_says_when_loss_and_tokens_cannot_be_separated():
+    table = wsd_family_table(effect_at_loss=-1e-3)
+    table.loc[table["size"] == "b", "qid"] += np.where(table.loc[table["size"] == "b", "phase"] == "decayed", -2e-4, 0)
+    result = analysis.schedule_effect(table, "gptq", 3, min_rung=0)
+    assert result["matched_loss"]["high"] < 0
+    assert "cannot say whether that difference is decay or the extra tokens" in result["verdict"]
+    assert result["verdict"][0].isupper() and "QiD" in result["verdict"]

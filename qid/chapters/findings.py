@@ -14,8 +14,11 @@ Glued names read (chapter: names):
   03_mini_pythia_suite: suite_checkpoints, suite_qid_cells, suite_decades
   04_fitter_validation: chinchilla_available, chinchilla_{E,alpha,beta}_relative_error, coverage_wald,
                         coverage_bootstrap
-  05_fits_on_our_data: unified_{alpha,beta,gamma} with _low/_high, fit_n_points, best_law_aicc (optional)
-  06_learning_rate_schedules: luo_published_metrics_match, decay_effect, decay_effect_interval
+  05_fits_on_our_data: unified_{beta,gamma} with _low/_high, fit_n_points; optional: beta_local_slope_{first,last}
+    (with _dn, _sizes), beta_estimator_{min,max}, alpha_slope with _low/_high, alpha_determined, best_law_cv(_close),
+    holdout_rms_z, holdout_naive_beats_every_law
+  06_learning_rate_schedules: luo_published_metrics_match; optional: schedule_{matched_tokens,matched_loss,token_gap}
+    with _interval, schedule_families, schedule_verdict
 """
 
 from __future__ import annotations
@@ -103,11 +106,43 @@ def _exponents(get) -> str:
     beta_low = get(chapter, "unified_beta_low")
     trend = ("QiD grows with training tokens in our data too (β's whole interval is above zero)" if beta_low > 0
              else "our data cannot tell whether QiD grows with training tokens (β's interval reaches zero)")
-    return (f"Fitted to {get(chapter, 'fit_n_points')} QiD measurements of the book's own suite, the unified law "
-            f"gives α = {_interval(get, chapter, 'unified_alpha')}, β = {_interval(get, chapter, 'unified_beta')}, "
-            f"γ = {_interval(get, chapter, 'unified_gamma')} (95 % bootstrap intervals) against the published "
-            f"α = {published['alpha']}, β = {published['beta']}, γ = {published['gamma']}; {trend}."
-            + _optional(lambda: f" By AICc the best law on these data is `{get(chapter, 'best_law_aicc')}`."))
+    text = (f"Fitted to {get(chapter, 'fit_n_points')} QiD measurements of the book's own suite, the unified law "
+            f"gives β = {_interval(get, chapter, 'unified_beta')}, γ = {_interval(get, chapter, 'unified_gamma')} "
+            f"(95 % bootstrap intervals) against the published β = {published['beta']}, γ = {published['gamma']}; "
+            f"{trend}.")
+
+    def local() -> str:
+        def sizes(end: str) -> str:
+            return _optional(lambda: f", {get(chapter, f'beta_local_slope_{end}_sizes')} size(s)")
+
+        return (f" But no single exponent describes D: the local slope d ln QiD / d ln D falls from "
+                f"{get(chapter, 'beta_local_slope_first'):.2f} (D/N ≈ {get(chapter, 'beta_local_slope_first_dn'):.0f}"
+                f"{sizes('first')}) to {get(chapter, 'beta_local_slope_last'):.2f} (D/N ≈ "
+                f"{get(chapter, 'beta_local_slope_last_dn'):.0f}{sizes('last')}), "
+                f"and reasonable estimators on the same rows give β from {get(chapter, 'beta_estimator_min'):.2f} "
+                f"to {get(chapter, 'beta_estimator_max'):.2f}.")
+
+    def alpha() -> str:
+        determined = get(chapter, "alpha_determined")
+        return (f" α = {_interval(get, chapter, 'alpha_slope')} from the suite's sizes (t interval; published "
+                f"{published['alpha']})" + ("." if determined else ": **α is not determined** by these data."))
+
+    def ranking() -> str:
+        close = get(chapter, "best_law_cv_close")
+        return (f" Ranked by leave-one-lineage-out cross-validation, `{get(chapter, 'best_law_cv')}` comes first"
+                + (", but not decisively." if close else "."))
+
+    def holdout() -> str:
+        scores = get(chapter, "holdout_rms_z")
+        naive = [law for law in scores if law.startswith("naive")]
+        laws = {law: value for law, value in scores.items() if law not in naive}
+        text = (f" On the common hold-out every law misses, by {min(laws.values()):.1f}–{max(laws.values()):.1f} "
+                "standard errors RMS")
+        if naive and get(chapter, "holdout_naive_beats_every_law"):
+            text += f", and none beats the naive nearest-row baseline ({scores[naive[0]]:.1f})"
+        return text + "."
+
+    return text + _optional(local) + _optional(alpha) + _optional(ranking) + _optional(holdout)
 
 
 def _optional(build) -> str:
@@ -124,19 +159,17 @@ def _schedules(get) -> str:
     text = ("Luo et al.'s Multi-Power Law, as the book computes it, reproduces their published test metrics on their "
             "real loss curves." if match else
             "The book's Multi-Power Law does not reproduce all of Luo et al.'s published test metrics (see the chapter).")
-    text += (f" At matched 16-bit loss, the regression gives, per unit of annealing area, "
-             f"{_listed_interval(get, chapter, 'decay_effect', '95 % t interval')}; the chapter's lineage bootstrap "
-             f"interval is wider.")
 
-    def matched() -> str:
-        return (f" Decayed checkpoints compared directly with constant-rate ones at the same loss differ by "
-                f"{_listed_interval(get, chapter, 'matched_loss_difference')}.")
+    def decay() -> str:
+        low, high = get(chapter, "schedule_token_gap_interval")
+        return (f" On the suite's WSD runs ({get(chapter, 'schedule_families')} families, 95 % t intervals over "
+                f"families), decayed minus constant-rate QiD is "
+                f"{_listed_interval(get, chapter, 'schedule_matched_tokens', 'at the same tokens')} and "
+                f"{_listed_interval(get, chapter, 'schedule_matched_loss', 'at the same 16-bit loss')}, where the "
+                f"constant-rate run has seen {get(chapter, 'schedule_token_gap'):.2f}× [{low:.2f}, {high:.2f}] the "
+                f"tokens. {get(chapter, 'schedule_verdict')}")
 
-    def verdict() -> str:
-        return (" **Decay adds QiD beyond what the loss explains** on every test." if get(chapter, "decay_adds_qid")
-                else " **The tests do not show decay adding QiD beyond what the 16-bit loss explains** at this scale.")
-
-    return text + _optional(matched) + _optional(verdict)
+    return text + _optional(decay)
 
 
 def _measurement(get) -> str:
@@ -160,11 +193,7 @@ def _suite(get) -> str:
                 f"{get(chapter, 'suite_fixed_d_negative_share'):.0%} of the slopes, but with four sizes the sign of "
                 f"α is not resolved.")
 
-    def decay() -> str:
-        return (f" At the same 16-bit loss, a WSD decay changes 3-bit GPTQ QiD by "
-                f"{_listed_interval(get, chapter, 'decay_loss_3bit', digits='.2g')}.")
-
-    return text + _optional(trends) + _optional(decay)
+    return text + _optional(trends)
 
 
 def _fitter(get) -> str:

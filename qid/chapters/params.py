@@ -255,10 +255,8 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
         Parameter("SEED", int, "seed", minimum=0),
         Parameter("VOCAB_SIZE", int, "vocabulary entries", minimum=2),
-        Parameter("PYTHIA_VOCAB_SIZE", int, "vocabulary entries", minimum=2),
         Parameter("PROJECTION_SIZES", dict, "name -> model size N, parameters"),
         Parameter("PROJECTION_BITS", list, "weight bits", item=int, minimum=2, maximum=16),
-        Parameter("MAX_TOKENS", float, "training tokens", minimum=1e9, above_minimum=True),
     ),
     "06_learning_rate_schedules": (
         Parameter("SIZES", list, "Luo et al.'s model sizes", item=str, allowed="qid.laws.curves:LUO_SIZES"),
@@ -273,6 +271,7 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("ANNEALING_DECAY", float, "momentum λ", minimum=0, maximum=1, above_minimum=True, below_maximum=True),
         Parameter("QID_METHODS", list, "quantizers", item=str, allowed=("rtn", "gptq", "awq")),
         Parameter("QID_BITS", list, "weight bits", item=int, minimum=2, maximum=16),
+        Parameter("MIN_RUNG", float, "D/N from which decay branches are compared", minimum=0),
         Parameter("BOOTSTRAP_SAMPLES", int, "replicates", minimum=100),
         Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
         Parameter("SEED", int, "seed", minimum=0),

@@ -5,9 +5,11 @@
 - `suite_curve_runs`: the suite's training logs as curves (per-step learning rate rebuilt from the log).
 - `checkpoint_schedule_statistics`: S1, the annealing area S2 and the fraction of the peak rate removed at
   every measured checkpoint of the suite.
-- `decay_effect`: does learning-rate decay add QiD beyond what the 16-bit loss explains? A regression of QiD on
-  the 16-bit loss (per size) and the annealing area, with t and cluster-bootstrap intervals, and the
-  direct comparison of decayed checkpoints with the constant-rate trajectory at matched 16-bit loss.
+- `schedule_effect`: the one answer to the schedule question, used by chapters 03 and 06: decayed WSD checkpoints
+  against their constant-rate run at matched tokens and at matched 16-bit loss (log QiD interpolated in the loss,
+  validated by leave-one-out), with the token gap at matched loss and intervals clustered by training run.
+- `decay_effect`: a secondary, model-based reading: a regression of QiD on the 16-bit loss (per size) and the
+  annealing area, with t and cluster-bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -244,23 +246,6 @@ def decay_effect(table: pd.DataFrame, method: str, bits: int, annealing: str = "
     }
 
 
-def matched_loss_differences(table: pd.DataFrame, method: str, bits: int) -> pd.DataFrame:
-    """Each decayed WSD checkpoint against its own size's constant-rate (stable) checkpoints at the same 16-bit
-    loss: the stable trajectory's QiD interpolated (linear in log loss) at the decayed checkpoint's loss.
-    `matched` is False where that loss lies outside the stable checkpoints' range (no extrapolation)."""
-    rows = table[(table["method"] == method) & (table["bits"] == bits) & (table["design"] == "wsd")]
-    out = []
-    for (size, seed), group in rows.groupby(["size", "train_seed"], dropna=False):
-        stable = group[group["phase"] == "stable"].sort_values("loss_16")
-        for row in group[group["phase"] == "decayed"].itertuples(index=False):
-            matched = len(stable) >= 2 and stable["loss_16"].min() <= row.loss_16 <= stable["loss_16"].max()
-            reference = float(np.interp(np.log(row.loss_16), np.log(stable["loss_16"]), stable["qid"])) if matched else np.nan
-            out.append({"size": size, "train_seed": seed, "step": row.step, "loss_16": row.loss_16, "qid": row.qid,
-                        "qid_se": row.qid_se, "qid_stable_at_same_loss": reference, "matched": matched,
-                        "difference": row.qid - reference if matched else np.nan})
-    return pd.DataFrame(out)
-
-
 def parameters_at_bounds(fit) -> list[str]:
     """Free parameters of a fit that ended on one of their bounds (within 1e-6 relative): not identified by the data."""
     names = []
@@ -282,19 +267,6 @@ def huber_objective(law_name: str, params: dict, runs: dict[str, dict], delta: f
     return float(huber(residuals, delta).sum())
 
 
-def mean_with_t_interval(table: pd.DataFrame, keys: list[str], column: str, confidence: float = 0.95) -> pd.DataFrame:
-    """Per group: count, mean of `column`, its standard error and t interval (n − 1 degrees of freedom)."""
-    rows = []
-    for key, group in table.groupby(keys):
-        values = group[column].to_numpy(float)
-        n, mean = len(values), float(values.mean())
-        se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * se) if n > 1 else math.nan
-        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "pairs": n, f"mean {column}": mean,
-                     "se": se, "t interval": [mean - half, mean + half]})
-    return pd.DataFrame(rows)
-
-
 def choose_loss_degree(table: pd.DataFrame, method: str, bits: int, degrees=(1, 2, 3, 4)) -> int:
     """The degree of the per-size polynomial in the 16-bit loss with the lowest AICc for QiD on loss alone (no
     annealing term): how flexible the 'what the loss explains' part of `decay_effect` must be for these data."""
@@ -306,3 +278,159 @@ def choose_loss_degree(table: pd.DataFrame, method: str, bits: int, degrees=(1, 
         if len(rows) - rank > 2:
             scores[degree] = aicc(rows["qid"].to_numpy(float) - X @ beta, rank)
     return min(scores, key=scores.get)
+
+
+# --- the schedule question, answered once (chapters 03 and 06) ----------------------------------------------
+# A WSD family per size and training seed: a constant-rate run with stable checkpoints, and decay branches that
+# end at the ladder's rungs. Decay lowers the 16-bit loss, and QiD depends on how far training has got, so the
+# effect is reported three ways together: at matched tokens (the whole effect of decaying), at matched 16-bit
+# loss (the constant-rate run's QiD interpolated to the branch's loss) and the token gap at matched loss (how
+# many more tokens the constant-rate comparator has seen). Checkpoints of one family share a trunk, so every
+# interval is clustered by training run: one mean per family, then a t interval over families.
+
+SCHEDULE_LINEAGE = ("size", "train_seed")  # one WSD family: a constant-rate run and its decay branches
+
+
+def first_calibration(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows measured with the first calibration seed (or none: RTN)."""
+    return table[table["calib_seed"].isna() | (table["calib_seed"] == table["calib_seed"].min())]
+
+
+def interpolate(x: float, xs: np.ndarray, ys: np.ndarray, log_y: bool) -> float:
+    """ys interpolated at x between the two bracketing xs (xs ascending): linearly in y, or in log y (then every
+    bracketing y must be positive; NaN otherwise). NaN outside the range of xs: no extrapolation."""
+    if len(xs) < 2 or not xs[0] <= x <= xs[-1]:
+        return math.nan
+    above = min(int(np.searchsorted(xs, x, side="right")), len(xs) - 1)
+    below = above - 1
+    weight = (x - xs[below]) / (xs[above] - xs[below]) if xs[above] > xs[below] else 0.0
+    low, high = ys[below], ys[above]
+    if log_y:
+        if low <= 0 or high <= 0:
+            return math.nan
+        return float(math.exp((1 - weight) * math.log(low) + weight * math.log(high)))
+    return float((1 - weight) * low + weight * high)
+
+
+def stable_curve(family: pd.DataFrame) -> pd.DataFrame:
+    """A family's constant-rate checkpoints sorted by 16-bit loss (ascending)."""
+    return family[family["phase"] == "stable"].sort_values("loss_16")
+
+
+def interpolation_check(rows: pd.DataFrame) -> pd.DataFrame:
+    """Leave-one-out check of QiD interpolated in the 16-bit loss: every interior constant-rate checkpoint of a
+    family predicted from its two neighbours, linearly in QiD and linearly in log QiD. One row per checkpoint with
+    both predictions; QiD is convex in the loss, so linear interpolation over-predicts (it cuts the chord)."""
+    out = []
+    for key, family in rows.groupby(list(SCHEDULE_LINEAGE)):
+        curve = stable_curve(family)
+        losses, values = curve["loss_16"].to_numpy(float), curve["qid"].to_numpy(float)
+        for i in range(1, len(curve) - 1):
+            keep = np.r_[0:i, i + 1:len(curve)]
+            out.append({"size": key[0], "train_seed": key[1], "loss_16": losses[i], "qid": values[i],
+                        "linear": interpolate(losses[i], losses[keep], values[keep], log_y=False),
+                        "log": interpolate(losses[i], losses[keep], values[keep], log_y=True)})
+    return pd.DataFrame(out, columns=["size", "train_seed", "loss_16", "qid", "linear", "log"])
+
+
+def interpolation_summary(check: pd.DataFrame) -> dict:
+    """Per interpolation: checkpoints predicted, how many over-predicted, and the mean relative error (fraction)."""
+    summary = {}
+    for name in ("linear", "log"):
+        usable = check.dropna(subset=[name])
+        usable = usable[usable["qid"] > 0]
+        summary[name] = {"checkpoints": len(usable), "over_predicted": int((usable[name] > usable["qid"]).sum()),
+                         "mean_relative_error": float((usable[name] / usable["qid"] - 1).mean()) if len(usable) else math.nan}
+    return summary
+
+
+def matched_pairs(rows: pd.DataFrame, min_rung: float) -> pd.DataFrame:
+    """Each decay branch's end (D/N ≥ `min_rung`) against its own family's constant-rate run: at the same rung
+    (matched tokens) and at the same 16-bit loss (log QiD and log tokens interpolated in the loss between the
+    bracketing constant-rate checkpoints; NaN outside their range: never extrapolated)."""
+    out = []
+    for key, family in rows.groupby(list(SCHEDULE_LINEAGE)):
+        curve = stable_curve(family)
+        losses = curve["loss_16"].to_numpy(float)
+        by_tokens = family[family["phase"] == "stable"]
+        for row in family[(family["phase"] == "decayed") & (family["tokens_per_parameter"] >= min_rung)].itertuples():
+            same_tokens = by_tokens[np.isclose(by_tokens["tokens"], row.tokens, rtol=0.02)]
+            constant_tokens = float(same_tokens["qid"].iloc[0]) if len(same_tokens) else math.nan
+            at_loss = interpolate(row.loss_16, losses, curve["qid"].to_numpy(float), log_y=True)
+            tokens_at_loss = interpolate(row.loss_16, losses, curve["tokens"].to_numpy(float), log_y=True)
+            out.append({"size": key[0], "train_seed": key[1], "tokens_per_parameter": row.tokens_per_parameter,
+                        "tokens": row.tokens, "loss_16": row.loss_16, "qid_decayed": row.qid,
+                        "qid_constant_same_tokens": constant_tokens, "qid_constant_same_loss": at_loss,
+                        "matched_tokens": row.qid - constant_tokens, "matched_loss": row.qid - at_loss,
+                        "token_gap": tokens_at_loss / row.tokens})
+    return pd.DataFrame(out, columns=["size", "train_seed", "tokens_per_parameter", "tokens", "loss_16", "qid_decayed",
+                                      "qid_constant_same_tokens", "qid_constant_same_loss", "matched_tokens",
+                                      "matched_loss", "token_gap"])
+
+
+def clustered_mean(pairs: pd.DataFrame, column: str, confidence: float, log: bool = False) -> dict:
+    """Mean of `column` with a t interval clustered by training run: one mean per family, then the mean over the
+    families and a t interval on (families − 1) degrees of freedom (checkpoints of one family share a trunk; their
+    rows are not independent). With `log`, the geometric mean of a positive ratio."""
+    usable = pairs.dropna(subset=[column])
+    if log:
+        usable = usable[usable[column] > 0].assign(**{column: lambda t: np.log(t[column])})
+    per_family = usable.groupby(list(SCHEDULE_LINEAGE))[column].mean().to_numpy(float)
+    n = len(per_family)
+    back = np.exp if log else (lambda value: value)
+    if n == 0:
+        return {"mean": math.nan, "low": math.nan, "high": math.nan, "pairs": 0, "families": 0}
+    mean = float(per_family.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * per_family.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": float(back(mean)), "low": float(back(mean - half)), "high": float(back(mean + half)),
+            "pairs": int(len(usable)), "families": n,
+            "min": float(back(usable[column].min())), "max": float(back(usable[column].max()))}
+
+
+def schedule_effect(qid: pd.DataFrame, method: str, bits: int, min_rung: float, confidence: float = 0.95) -> dict:
+    """The schedule question for one quantizer and bit width, answered once for chapters 03 and 06.
+
+    Returns {pairs: matched_pairs table, interpolation: leave-one-out check, interpolation_summary,
+    matched_tokens / matched_loss: clustered means of decayed − constant-rate QiD (nats), token_gap: geometric
+    mean of the constant-rate comparator's tokens over the branch's at matched loss, verdict: a sentence}."""
+    rows = first_calibration(qid[(qid["design"] == "wsd") & (qid["method"] == method) & (qid["bits"] == bits)])
+    if "tokens_per_parameter" not in rows:
+        rows = rows.assign(tokens_per_parameter=rows["tokens"] / rows["N"])
+    pairs = matched_pairs(rows, min_rung)
+    check = interpolation_check(rows)
+    result = {"method": method, "bits": bits, "min_rung": min_rung, "confidence": confidence, "pairs": pairs,
+              "interpolation": check, "interpolation_summary": interpolation_summary(check),
+              "matched_tokens": clustered_mean(pairs, "matched_tokens", confidence),
+              "matched_loss": clustered_mean(pairs, "matched_loss", confidence),
+              "token_gap": clustered_mean(pairs, "token_gap", confidence, log=True)}
+    result["verdict"] = schedule_verdict(result)
+    return result
+
+
+def excludes_zero(summary: dict) -> int:
+    """+1 / −1 when a clustered interval lies above / below zero, 0 when it contains zero or is undefined."""
+    low, high = summary["low"], summary["high"]
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return 0
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def schedule_verdict(result: dict) -> str:
+    """The finding, no stronger than its intervals, and as far as the data separate loss from tokens."""
+    tokens, loss, gap = result["matched_tokens"], result["matched_loss"], result["token_gap"]
+    if loss["families"] < 2:
+        return "Too few WSD families with matched checkpoints to put an interval on the effect of decay."
+    direction = {1: "more", -1: "less"}
+    sentence = []
+    sign = excludes_zero(tokens)
+    sentence.append(f"at the same tokens a decayed checkpoint carries {direction[sign]} QiD than the constant-rate one"
+                    if sign else "at the same tokens the intervals do not resolve the sign of decay's effect")
+    sign_loss = excludes_zero(loss)
+    if sign_loss:
+        sentence.append(f"at the same 16-bit loss it carries {direction[sign_loss]} QiD, but the constant-rate "
+                        f"comparator has seen {gap['mean']:.2f}× the tokens: within one run loss and tokens move "
+                        "together, so the data cannot say whether that difference is decay or the extra tokens")
+    else:
+        sentence.append("at the same 16-bit loss the interval contains zero: no effect beyond the loss is resolved")
+    text = "; ".join(sentence)
+    return text[0].upper() + text[1:] + "."

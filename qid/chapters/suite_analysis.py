@@ -1,6 +1,6 @@
-"""Reading the suite: trained-regime checks, trends with t intervals, and the schedule designs compared at matched
-tokens and at matched 16-bit loss. Every function takes the tidy tables of `qid.suite.tables`; nothing drops a row
-for being insignificant.
+"""Reading the suite: trained-regime checks and trends with t intervals (the schedule designs are compared in
+`qid.chapters.schedule_analysis.schedule_effect`, shared with chapter 6). Every function takes the tidy tables of
+`qid.suite.tables`; nothing drops a row for being insignificant.
 """
 
 from __future__ import annotations
@@ -88,94 +88,6 @@ def significant_share(qid: pd.DataFrame, method: str = "gptq", bits: int = 2, mi
     rows = qid[(qid["method"] == method) & (qid["bits"] == bits) & (qid["rung"] >= min_rung)
                & ((qid["calib_seed"].isna()) | (qid["calib_seed"] == 0))]
     return int((rows["qid"] > sigmas * rows["qid_se"]).sum()), len(rows)
-
-
-def _paired(windows: pd.DataFrame, run_a, step_a, run_b, step_b, method, bits, calib_seed) -> tuple[float, float]:
-    """QiD(a) − QiD(b) and its paired SE over the shared evaluation windows (same windows for every checkpoint)."""
-    def per_window(run, step, method_, bits_, seed):
-        rows = windows[(windows["run"] == run) & (windows["step"] == step) & (windows["method"] == method_)
-                       & (windows["bits"] == bits_)]
-        if seed is not None and not pd.isna(seed):
-            rows = rows[rows["calib_seed"] == seed]
-        return rows.sort_values("window")["loss"].to_numpy()
-
-    qa = per_window(run_a, step_a, method, bits, calib_seed) - per_window(run_a, step_a, "none", 16, None)
-    qb = per_window(run_b, step_b, method, bits, calib_seed) - per_window(run_b, step_b, "none", 16, None)
-    difference = qa - qb
-    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
-
-
-def decay_at_matched_tokens(qid: pd.DataFrame, windows: pd.DataFrame | None = None) -> pd.DataFrame:
-    """QiD of each WSD decay branch minus its constant-lr run's checkpoint at the same rung (same tokens): the
-    decay's whole effect, loss change included. Paired over windows when the window losses are given."""
-    seed0 = qid[(qid["calib_seed"].isna()) | (qid["calib_seed"] == 0)]
-    stable = seed0[seed0["phase"] == "stable"]
-    rows = []
-    for _, row in seed0[seed0["phase"] == "decayed"].iterrows():
-        match = stable[(stable["size"] == row["size"]) & (stable["train_seed"] == row["train_seed"])
-                       & (stable["rung"] == row["rung"]) & (stable["method"] == row["method"])
-                       & (stable["bits"] == row["bits"])]
-        if match.empty:
-            continue
-        other = match.iloc[0]
-        if windows is not None:
-            difference, difference_se = _paired(windows, row["run"], row["step"], other["run"], other["step"],
-                                                row["method"], row["bits"], row["calib_seed"])
-        else:
-            difference, difference_se = row["qid"] - other["qid"], float(np.hypot(row["qid_se"], other["qid_se"]))
-        rows.append({"size": row["size"], "N": row["N"], "rung": row["rung"], "method": row["method"],
-                     "bits": row["bits"], "loss_decayed": row["loss_16"], "loss_constant": other["loss_16"],
-                     "qid_decayed": row["qid"], "qid_constant": other["qid"], "difference": difference,
-                     "difference_se": difference_se})
-    table = pd.DataFrame(rows, columns=["size", "N", "rung", "method", "bits", "loss_decayed", "loss_constant",
-                                        "qid_decayed", "qid_constant", "difference", "difference_se"])
-    table["z"] = table["difference"] / table["difference_se"]
-    return table
-
-
-def decay_at_matched_loss(qid: pd.DataFrame) -> pd.DataFrame:
-    """QiD of each WSD decay branch minus the constant-lr run's QiD interpolated to the same 16-bit loss: what decay
-    adds beyond what its lower loss predicts. The constant-lr checkpoints of the size (all rungs and seeds) give
-    QiD as a function of loss; linear interpolation between the two bracketing checkpoints; rows whose loss lies
-    outside the constant-lr range are left out (no extrapolation). The SE combines the decayed row's with the
-    interpolation weights' share of the bracketing rows' SEs."""
-    seed0 = qid[(qid["calib_seed"].isna()) | (qid["calib_seed"] == 0)]
-    rows = []
-    for (size, method, bits), group in seed0.groupby(["size", "method", "bits"], sort=False):
-        stable = group[group["phase"] == "stable"].sort_values("loss_16")
-        losses, values, errors = (stable[c].to_numpy() for c in ("loss_16", "qid", "qid_se"))
-        for _, row in group[group["phase"] == "decayed"].iterrows():
-            loss = row["loss_16"]
-            above = np.searchsorted(losses, loss)
-            if above == 0 or above >= len(losses):
-                continue
-            low, high = above - 1, above
-            weight = (loss - losses[low]) / (losses[high] - losses[low])
-            interpolated = (1 - weight) * values[low] + weight * values[high]
-            interpolated_se = float(np.hypot((1 - weight) * errors[low], weight * errors[high]))
-            rows.append({"size": size, "N": row["N"], "rung": row["rung"], "method": method, "bits": bits,
-                         "loss_16": loss, "qid_decayed": row["qid"], "qid_constant_at_same_loss": interpolated,
-                         "difference": row["qid"] - interpolated,
-                         "difference_se": float(np.hypot(row["qid_se"], interpolated_se))})
-    table = pd.DataFrame(rows, columns=["size", "N", "rung", "method", "bits", "loss_16", "qid_decayed",
-                                        "qid_constant_at_same_loss", "difference", "difference_se"])
-    table["z"] = table["difference"] / table["difference_se"]
-    return table
-
-
-def summarise_differences(table: pd.DataFrame, by: list[str], confidence: float = 0.95) -> pd.DataFrame:
-    """Mean difference per group with a t interval over its rows (rows treated as independent: a lower bound on
-    the interval's width, since rungs of one run share a model lineage)."""
-    rows = []
-    for key, group in table.groupby(by, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        n = len(group)
-        mean = float(group["difference"].mean())
-        se = float(group["difference"].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-        quantile = stats.t.ppf(0.5 + confidence / 2, n - 1) if n > 1 else np.nan
-        rows.append({**dict(zip(by, key)), "pairs": n, "mean_difference": mean, "low": mean - quantile * se,
-                     "high": mean + quantile * se, "positive": int((group["difference"] > 0).sum())})
-    return pd.DataFrame(rows, columns=[*by, "pairs", "mean_difference", "low", "high", "positive"])
 
 
 def qid_at_fixed_tokens(qid: pd.DataFrame, method: str, bits: int, tokens_grid) -> pd.DataFrame:

@@ -5,16 +5,16 @@ size, data and bit width for three reasons, each estimated from the suite's own 
 
 1. **Eval windows** — `qid_se`, the paired standard error over the eval windows (measured per row).
 2. **Calibration seed** (GPTQ, AWQ, GPTQ on a format grid: the methods whose rows carry a `calib_seed`; RTN has none) — the variance of QiD across calibration seeds 0, 1, 2 on
-   the checkpoints that have them, pooled per size × bits × method (mean of the per-checkpoint sample
-   variances; a checkpoint has only 2 degrees of freedom, too few to weight its own rows by). Groups without
-   repeats borrow the pooled value of their bits × method. It contains a little window noise too (different
-   calibrations are evaluated on the same windows, so most of it cancels): slightly conservative.
+   the checkpoints that have them, modelled as a² + (r·QiD)² per method × bits pooled over sizes (a checkpoint's
+   sample variance has only 2 degrees of freedom; maximum likelihood on the χ² distribution of each). It
+   contains a little window noise too (different calibrations are evaluated on the same windows, so most of it
+   cancels): slightly conservative.
 3. **Training seed** — cosine runs exist with seeds 0 and 1 at every size, and their checkpoints sit at the
-   same rungs (the seeds share the schedule). For a pair of checkpoints at the same size, rung, method, bits
-   and calibration seed, E[(q₀ − q₁)²] = 2σ²_train +
-   se₀² + se₁² + 2σ²_calibration, so σ²_train = mean over pairs of ½(d² − se₀² − se₁²) − σ²_calibration, pooled
-   per size × bits (over rungs and methods), floored at 0; groups without pairs borrow their bits' value.
-   It is applied to every row of that size and bit width, WSD rows included (an assumption: one seed each).
+   same rungs (the seeds share the schedule). Their differences give σ²_train = a² + (r·QiD)² per method × bits
+   (`qid.fitting.seedvariance`: maximum likelihood, pooled over sizes unless a likelihood-ratio test rejects it,
+   degrees of freedom carried as a t inflation ν/(ν − 2), no group floored at zero). A row's QiD level is the
+   mean over training and calibration seeds of its size × rung × method × bits (`seed_levels`). It is applied
+   to every row of that method and bit width, WSD rows included (an assumption: one seed each).
 
 The total standard error `qid_se_total` = √(window + calibration + training) is what the fits weight by.
 Rows with several calibration seeds can be averaged into one row per checkpoint (`collapse_calibration_seeds`):
@@ -28,15 +28,12 @@ import numpy as np
 import pandas as pd
 
 from qid.common.csvtables import DataError, check_table
+from qid.fitting.seedvariance import fit_groups, fit_repeat_variance, training_variance
 
 CELL = ["run", "step", "method", "bits"]  # one checkpoint measured with one quantizer at one bit width
 REQUIRED = ("design", "phase", "run", "size", "N", "train_seed", "step", "tokens", "tokens_per_parameter",
             "method", "bits", "calib_seed", "qid", "qid_se")
 RUNG_TOLERANCE = 0.02  # two checkpoints whose tokens per parameter differ by < 2 % are at the same rung
-
-
-def _pool(values: pd.DataFrame, keys: list[str], column: str) -> pd.Series:
-    return values.groupby(keys)[column].mean()
 
 
 def calibrated_methods(table: pd.DataFrame) -> set:
@@ -49,74 +46,93 @@ def calibrated_methods(table: pd.DataFrame) -> set:
 
 
 def calibration_variance(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per-checkpoint sample variances across calibration seeds, pooled variance per size × bits × method)."""
+    """(per-checkpoint sample variances across calibration seeds, fitted a² + (r·QiD)² per method × bits).
+
+    The calibration variance grows with QiD like the training seed's (a few % of QiD on late checkpoints, an
+    absolute floor on early ones), so it gets the same two-parameter form, pooled over sizes (each size has only
+    a couple of checkpoints with repeats; `qid.fitting.seedvariance.fit_repeat_variance`)."""
     calibrated = table[table["calib_seed"].notna()]
     grouped = calibrated.groupby(["size", *CELL])["qid"]
     cells = grouped.agg(["var", "count", "mean"]).reset_index()
     cells = cells[cells["count"] >= 2].rename(columns={"var": "variance", "count": "seeds", "mean": "qid_mean"})
-    pooled = cells.groupby(["size", "bits", "method"]).agg(variance=("variance", "mean"), checkpoints=("variance", "size")).reset_index()
-    return cells, pooled
+    records = []
+    for (method, bits), group in cells.groupby(["method", "bits"]):
+        try:
+            fit = fit_repeat_variance(group["variance"], group["qid_mean"], group["seeds"])
+        except ValueError:
+            continue
+        records.append({"method": method, "bits": bits, "checkpoints": len(group), **fit})
+    return cells, pd.DataFrame(records, columns=["method", "bits", "checkpoints", "floor", "relative", "pairs", "dof",
+                                                 "inflation", "negative_log_likelihood"])
+
+
+def with_rungs(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with an integer `rung_index` (tokens per parameter rounded to `RUNG_TOLERANCE` on a log scale):
+    checkpoints at the same rung of different runs share it."""
+    return table.assign(rung_index=np.round(np.log(table["tokens_per_parameter"].astype(float))
+                                            / np.log1p(RUNG_TOLERANCE)).astype(int))
 
 
 def training_seed_pairs(table: pd.DataFrame) -> pd.DataFrame:
-    """Cosine checkpoints present for train_seed 0 and 1 at the same size, rung, method, bits, calib seed."""
-    # every rung of the cosine runs: seeds 0 and 1 share the schedule, so each rung is a pair
-    final = table[(table["design"] == "cosine") & table["phase"].isin(["intermediate", "final"])].copy()
-    final["rung"] = np.round(np.log(final["tokens_per_parameter"]) / np.log1p(RUNG_TOLERANCE)).astype(int)
-    final["calib"] = final["calib_seed"].fillna(-1)
-    keys = ["size", "rung", "method", "bits", "calib"]
-    seed0 = final[final["train_seed"] == 0].drop_duplicates(keys)
-    seed1 = final[final["train_seed"] == 1].drop_duplicates(keys)
+    """Cosine checkpoints present for train_seed 0 and 1 at the same size, rung, method and bits, each measured with
+    the first calibration seed (or none): one pair per checkpoint pair, quantizer and bit width (the repeated
+    calibration seeds of a few checkpoints would count the same training-seed difference three times)."""
+    cosine = table[(table["design"] == "cosine") & table["phase"].isin(["intermediate", "final"])]
+    first_seed = cosine["calib_seed"].isna() | (cosine["calib_seed"] == cosine.groupby(CELL)["calib_seed"].transform("min"))
+    chosen = with_rungs(cosine[first_seed])
+    keys = ["size", "rung_index", "method", "bits"]
+    columns = keys + ["tokens_per_parameter", "qid", "qid_se"] + (["var_calibration"] if "var_calibration" in chosen else [])
+    seed0 = chosen[chosen["train_seed"] == 0].drop_duplicates(keys)[columns]
+    seed1 = chosen[chosen["train_seed"] == 1].drop_duplicates(keys)[[c for c in columns if c != "tokens_per_parameter"]]
     pairs = seed0.merge(seed1, on=keys, suffixes=("_0", "_1"))
-    pairs["half_squared_difference"] = 0.5 * ((pairs["qid_0"] - pairs["qid_1"]) ** 2 - pairs["qid_se_0"] ** 2 - pairs["qid_se_1"] ** 2)
-    return pairs[keys + ["tokens_per_parameter_0", "qid_0", "qid_1", "qid_se_0", "qid_se_1", "half_squared_difference"]]
+    if "var_calibration_0" in pairs:  # the calibration variance is pooled per size × bits × method: the same for both
+        pairs = pairs.rename(columns={"var_calibration_0": "var_calibration"}).drop(columns="var_calibration_1")
+    return pairs.rename(columns={"tokens_per_parameter": "tokens_per_parameter_0"}).reset_index(drop=True)
+
+
+def seed_levels(table: pd.DataFrame) -> np.ndarray:
+    """The QiD level that scales each row's training-seed variance: the mean QiD of its design, phase, size, rung,
+    method and bit width over training and calibration seeds (less noisy than the row's own QiD, which would give
+    rows that noise pushed down a smaller error)."""
+    keyed = with_rungs(table)
+    keys = ["design", "phase", "size", "rung_index", "method", "bits"]
+    return keyed.groupby(keys, dropna=False)["qid"].transform("mean").to_numpy(float)
 
 
 def variance_components(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """The table with var_window, var_calibration, var_training, qid_se_total and where each came from
-    (`calibration_from`, `training_from`: 'size×bits×method' / 'size×bits', 'bits×method' / 'bits', 'none'),
-    and a summary {calibration: per-group table, training: per-group table, pairs: n}."""
+    (`calibration_from`: 'method×bits' or 'none'; `training_from`: 'method×bits',
+    'method×bits×size' or 'none'), and a summary {calibration_cells, calibration, training (the fitted a, r per
+    group with pairs and degrees of freedom), pairs}."""
     check_table(table, table.attrs.get("source", "QiD table"), required=REQUIRED, finite=("qid", "qid_se"))
     out = table.copy()
     out["var_window"] = out["qid_se"] ** 2
 
-    cells, pooled = calibration_variance(out)
-    by_group = pooled.set_index(["size", "bits", "method"])["variance"]
-    by_bits = pooled.groupby(["bits", "method"])["variance"].mean()
+    cells, calibration_groups = calibration_variance(out)
+    levels = seed_levels(out)
+    by_group = calibration_groups.set_index(["method", "bits"])
     calibration, source = [], []
     calibrated = calibrated_methods(out)
-    for size, bits, method in zip(out["size"], out["bits"], out["method"]):
+    for bits, method, level in zip(out["bits"], out["method"], levels):
         if method not in calibrated:
             calibration.append(0.0), source.append("none (no calibration)")
-        elif (size, bits, method) in by_group.index:
-            calibration.append(float(by_group[(size, bits, method)])), source.append("size×bits×method")
-        elif (bits, method) in by_bits.index:
-            calibration.append(float(by_bits[(bits, method)])), source.append("bits×method")
+        elif (method, bits) in by_group.index:
+            fit = by_group.loc[(method, bits)]
+            calibration.append(float((fit["floor"] ** 2 + (fit["relative"] * max(level, 0.0)) ** 2) * fit["inflation"]))
+            source.append("method×bits")
         else:
             calibration.append(0.0), source.append("none (no repeats)")
     out["var_calibration"], out["calibration_from"] = calibration, source
 
     pairs = training_seed_pairs(out)
-    if len(pairs):
-        pair_calibration = pairs.merge(pooled, on=["size", "bits", "method"], how="left")["variance"].fillna(0.0).to_numpy()
-        pairs = pairs.assign(estimate=pairs["half_squared_difference"].to_numpy() - pair_calibration)
-    else:
-        pairs = pairs.assign(estimate=pd.Series(dtype=float))
-    training_groups = pairs.groupby(["size", "bits"]).agg(variance=("estimate", "mean"), pairs=("estimate", "size")).reset_index()
-    training_groups["variance"] = training_groups["variance"].clip(lower=0.0)
-    by_size_bits = training_groups.set_index(["size", "bits"])["variance"]
-    by_bits_only = training_groups.groupby("bits")["variance"].mean()
+    groups = fit_groups(pairs)
     training, training_source = [], []
-    for size, bits in zip(out["size"], out["bits"]):
-        if (size, bits) in by_size_bits.index:
-            training.append(float(by_size_bits[(size, bits)])), training_source.append("size×bits")
-        elif bits in by_bits_only.index:
-            training.append(float(by_bits_only[bits])), training_source.append("bits")
-        else:
-            training.append(0.0), training_source.append("none (no seed pairs)")
-    out["var_training"], out["training_from"] = training, training_source
+    for method, bits, size, level in zip(out["method"], out["bits"], out["size"], levels):
+        variance, where = training_variance(groups, method, bits, size, level)
+        training.append(variance), training_source.append(where)
+    out["var_training"], out["training_from"], out["seed_level"] = training, training_source, levels
     out["qid_se_total"] = np.sqrt(out["var_window"] + out["var_calibration"] + out["var_training"])
-    summary = {"calibration_cells": cells, "calibration": pooled, "training": training_groups, "pairs": pairs}
+    summary = {"calibration_cells": cells, "calibration": calibration_groups, "training": groups, "pairs": pairs}
     return out, summary
 
 
@@ -130,7 +146,7 @@ def collapse_calibration_seeds(table: pd.DataFrame) -> pd.DataFrame:
              "top1_agree", "seconds", "loss_q", "calibration_from", "training_from")]
     keys = [key for key in keys if key in ("preset", "design", "phase", "run", "size", "N", "train_seed", "step",
                                            "tokens", "tokens_per_parameter", "epochs", "lr", "loss_16", "method",
-                                           "bits", "group_size", "var_training")]
+                                           "bits", "group_size", "var_training", "beats_bigram")]
     aggregated = table.groupby(keys, dropna=False, sort=False).agg(
         qid=("qid", "mean"), var_window=("var_window", "mean"), var_calibration=("var_calibration", "first"),
         calibration_seeds=("qid", "size"), calibration_from=("calibration_from", "first"),

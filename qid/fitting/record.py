@@ -139,7 +139,8 @@ class FitResult:
         """Write the fit as JSON, unless the file already holds the same fit (rebuilds leave a checkout clean).
 
         "The same fit" ignores what varies per run, not per result: the `provenance` block (time stamp, commit,
-        versions, run time) and every `seconds` field. The fresh provenance then goes to the build output when
+        versions, run time), every `seconds` field and the optimizer's `message`, and numbers that agree to a
+        relative SAME_FIT_RELATIVE_TOLERANCE. The fresh provenance then goes to the build output when
         `QID_FIT_PROVENANCE_DIR` is set (`qid.chapters.runner` sets it to `chapters/fit_provenance/`).
         """
         path = Path(path)
@@ -185,12 +186,19 @@ class FitResult:
 
 
 PROVENANCE_DIR_VARIABLE = "QID_FIT_PROVENANCE_DIR"
-VOLATILE_KEYS = frozenset({"provenance", "seconds"})  # per-run, not per-result: ignored when comparing fits
-SAME_FIT_RELATIVE_TOLERANCE = 1e-9  # numbers closer than this are the same number (last-bit noise of BLAS)
+# Per-run, not per-result: ignored when comparing fits. `message` is the optimizer's termination text, which
+# names whichever criterion stopped it first; `best_start` is the start whose local search won, which on a flat
+# objective (a curve law's Huber fit) changes with last-bit differences between machines while the optimum does not.
+VOLATILE_KEYS = frozenset({"provenance", "seconds", "message", "best_start"})
+# Numbers closer than this (relative) are the same number: BLAS and thread counts move a fit's values by ~1e-10
+# between machines, and a flat objective's optimum by up to a few 1e-6; the book prints at most 4 significant
+# digits. Numbers below SAME_FIT_ABSOLUTE_TOLERANCE in size (a parameter at ~0) compare absolutely.
+SAME_FIT_RELATIVE_TOLERANCE = 1e-5
+SAME_FIT_ABSOLUTE_TOLERANCE = 1e-15
 
 
 def same_fit(first, second) -> bool:
-    """Whether two fit JSON contents agree on everything but VOLATILE_KEYS (numbers to a relative 1e-9)."""
+    """Whether two fit JSON contents agree on everything but VOLATILE_KEYS (numbers to SAME_FIT_RELATIVE_TOLERANCE)."""
     if isinstance(first, dict) and isinstance(second, dict):
         keys = (set(first) | set(second)) - VOLATILE_KEYS
         return all(key in first and key in second and same_fit(first[key], second[key]) for key in keys)
@@ -199,7 +207,7 @@ def same_fit(first, second) -> bool:
     numbers = (int, float)
     if isinstance(first, numbers) and isinstance(second, numbers) and not isinstance(first, bool) \
             and not isinstance(second, bool):
-        return math.isclose(first, second, rel_tol=SAME_FIT_RELATIVE_TOLERANCE, abs_tol=0.0)
+        return math.isclose(first, second, rel_tol=SAME_FIT_RELATIVE_TOLERANCE, abs_tol=SAME_FIT_ABSOLUTE_TOLERANCE)
     return first == second
 
 

@@ -30,6 +30,13 @@ START_GRIDS: dict[str, dict[str, np.ndarray]] = {
         "beta": np.arange(0.0, 2.01, 0.5),
         "gamma": np.arange(0.0, 10.01, 2.5),
     },
+    "curved_unified": {  # k is QiD at D₀ = 1e6 tokens here, not a D^β prefactor
+        "k": np.exp(np.arange(-10.0, 10.1, 5.0)),
+        "alpha": np.arange(0.0, 2.01, 0.5),
+        "beta": np.arange(0.0, 2.01, 0.5),
+        "curvature": np.array([-0.4, -0.2, 0.0, 0.2]),
+        "gamma": np.arange(0.0, 10.01, 2.5),
+    },
     "ouyang_per_bit": {
         "k": np.exp(np.arange(-15.0, 5.1, 5.0)),
         "alpha": np.arange(0.0, 2.01, 0.5),

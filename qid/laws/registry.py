@@ -54,6 +54,19 @@ def ouyang_per_bit(N, D, k, alpha, beta):
     return k * np.power(D, beta) / np.power(N, alpha)
 
 
+CURVATURE_REFERENCE_TOKENS = 1e6  # D₀ of `curved_unified`: a reparametrization only (k becomes QiD at D₀), no fit changes
+
+
+def curved_unified(N, D, P, k, alpha, beta, curvature, gamma):
+    """The unified law with curvature in log D (this book: on its suite log QiD is concave in log D):
+
+    QiD(N, D, P) = k · (D/D₀)^(β + c·ln(D/D₀)) / (N^α · P^γ),   D₀ = 10⁶ tokens,
+    so the local exponent d ln QiD / d ln D = β + 2c·ln(D/D₀); c = 0 is the power law.
+    """
+    x = np.log(D / CURVATURE_REFERENCE_TOKENS)
+    return k * np.exp((beta + curvature * x) * x) / (np.power(N, alpha) * np.power(P, gamma))
+
+
 def pythia_loss16(N, D, N_c, D_c, alpha_N, alpha_D):
     """16-bit loss law Ouyang et al. (2024) fitted on Pythia (the Kaplan et al. 2020 L(N, D) form):
 
@@ -208,6 +221,18 @@ register_law(
         source="ouyang2024lowbit",
         parameter_sets={f"unified_P{bits}": _per_bit_from_unified(bits) for bits in (2, 3, 4)},
         bounds={"k": (0, None), "alpha": (-3, 3), "beta": (-3, 3)},
+    )
+)
+
+register_law(
+    Law(
+        name="curved_unified",
+        function=curved_unified,
+        response="qid",
+        formula="QiD = k * (D/1e6)^(beta + curvature*ln(D/1e6)) / (N^alpha * P^gamma)",
+        latex=r"\mathrm{QiD}(N, D, P) = k\,\frac{(D/D_0)^{\beta + c\ln(D/D_0)}}{N^{\alpha}\,P^{\gamma}}",
+        source="this book (chapter 5)",
+        bounds={"k": (0, None), "alpha": (-3, 3), "beta": (-3, 3), "curvature": (-1, 1), "gamma": (-20, 20)},
     )
 )
 
