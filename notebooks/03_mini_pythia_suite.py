@@ -58,7 +58,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+
+from qid.chapters.quiet import quiet_libraries
+
+quiet_libraries()  # no progress bars or library notes in the book (before torchao is imported by transformers)
+import torch  # noqa: E402
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -77,7 +81,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a ke
 # %% [markdown]
 # ## Parameters
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 PRESET = "cpu"  # suite preset whose tables are shown: "cpu" (committed) or "tiny" (made here if missing)
 SUITE_DIR = "data/suite"  # folder of the committed suite tables
 METHODS = ["rtn", "gptq", "awq"]  # quantizers to show: subset of rtn, gptq, awq
@@ -162,7 +166,7 @@ display(Markdown(
 # the grid, not at its edge.
 
 # %% tags=["hide-input"]
-fig, ax = subplots(figsize=(7, 3.8))
+fig, ax = subplots(figsize=(5, 3.6))
 for size in SIZES:
     rows = lr_sweep[lr_sweep["size"] == size].sort_values("max_lr")
     if rows.empty:
@@ -193,7 +197,7 @@ display(baselines.pivot_table(index="model", columns="split_sample", values="los
 bigram = suite_analysis.baseline(baselines, "bigram")
 trigram = suite_analysis.baseline(baselines, "trigram")
 regime = suite_analysis.trained_regime(qid_all, baselines)
-fig, axes = subplots(1, 2, figsize=(8.5, 4.2), sharey=True)
+fig, axes = subplots(2, 1, figsize=(5, 6.6), sharey=True)
 for ax, design_name in zip(axes, ("cosine", "wsd")):
     for size in SIZES:
         rows = regime[(regime["size"] == size) & (regime["design"] == design_name)]
@@ -209,7 +213,7 @@ for ax, design_name in zip(axes, ("cosine", "wsd")):
             ax.plot(decayed["tokens_per_parameter"], decayed["loss_16"], "v", color=size_colors[size], markersize=7)
     for value, name in ((bigram, "bigram"), (trigram, "trigram")):
         ax.axhline(value, color="black", linestyle=":" if name == "bigram" else "-.", linewidth=1)
-        ax.text(5, value, f" {name}", va="bottom", fontsize=9)
+        ax.text(5, value, f" {name}", va="bottom")
     ax.set_xlim(3, 1.2 * max(preset.ladder))
     ax.set_xscale("log")
     ax.set_xlabel("tokens per parameter D/N")
@@ -251,7 +255,7 @@ glue("suite_rungs_checked", int(len(ordering)), display=False)
 # %% tags=["hide-input"]
 def qid_panels(table, method, x, title_x, by="size", xlog=True):
     panel_bits = [b for b in BITS]
-    fig, axes = subplots(2, 2, figsize=(8.5, 6.8), sharex=True)
+    fig, axes = subplots(2, 2, figsize=(5, 5.6), sharex=True)
     for ax, bits in zip(axes.ravel(), panel_bits):
         rows = table[(table["method"] == method) & (table["bits"] == bits)]
         for key, group in rows.groupby(by, sort=False):
@@ -269,7 +273,7 @@ def qid_panels(table, method, x, title_x, by="size", xlog=True):
         ax.set_ylabel("QiD (nats/token)")
     for ax in axes[-1]:
         ax.set_xlabel(title_x)
-    axes[0, 0].legend(title=by, fontsize=9)
+    axes[0, 0].legend(title=by)
     return fig
 
 
@@ -296,7 +300,7 @@ at_rungs = cosine[cosine["rung"] >= 5].copy()
 at_rungs["rung_label"] = at_rungs["rung"].map(lambda r: f"D/N {r:g}")
 rung_palette = dict(zip(sorted(at_rungs["rung"].unique()), ["#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f",
                                                              "#b30000", "#7f0000"]))
-fig, axes = subplots(2, 2, figsize=(8.5, 6.8), sharex=True)
+fig, axes = subplots(2, 2, figsize=(5, 5.6), sharex=True)
 for ax, bits in zip(axes.ravel(), BITS):
     rows = at_rungs[(at_rungs["method"] == MAIN_METHOD) & (at_rungs["bits"] == bits)]
     for rung, group in rows.groupby("rung"):
@@ -311,7 +315,7 @@ for ax, bits in zip(axes.ravel(), BITS):
     ax.set_ylabel("QiD (nats/token)")
 for ax in axes[-1]:
     ax.set_xlabel("model size (non-embedding parameters N)")
-axes[0, 0].legend(title="D/N", fontsize=8, ncol=2)
+axes[0, 0].legend(title="D/N", ncol=2)
 fig_n = fig
 
 # %% [markdown]
@@ -392,7 +396,7 @@ display(Markdown(f"**{MAIN_METHOD.upper()}**, standard deviations (nats/token):"
 display(main_noise.rename(columns=lambda c: c.replace("_", " ")).style.format("{:.1e}", na_rep="–"))
 
 # %% tags=["hide-input"]
-fig, axes = subplots(1, 3, figsize=(9, 3.6), sharey=True)
+fig, axes = subplots(3, 1, figsize=(5, 8.4), sharey=True)
 main_rows = noise[noise["method"] == MAIN_METHOD]
 for ax, column in zip(axes, sd_columns):
     for size in SIZES:
@@ -403,7 +407,7 @@ for ax, column in zip(axes, sd_columns):
     ax.set_xlabel("bits")
     ax.set_title(column.replace("_", " "), fontsize=11)
 axes[0].set_ylabel(f"{MAIN_METHOD.upper()} standard deviation (nats/token)")
-axes[0].legend(title="size", fontsize=8)
+axes[0].legend(title="size")
 fig_noise = fig
 
 # %% [markdown]
@@ -416,7 +420,7 @@ fig_noise = fig
 # often their top-1 predictions agree. On the suite the three measures rank the cells in nearly the same order:
 
 # %% tags=["hide-input"]
-fig, axes = subplots(1, 2, figsize=(8.5, 4))
+fig, axes = subplots(2, 1, figsize=(5, 6.6))
 for method, marker in (("rtn", "o"), ("gptq", "s"), ("awq", "^")):
     rows = seed0[(seed0["method"] == method)]
     if rows.empty:
@@ -430,7 +434,7 @@ for ax, label in zip(axes, ("KL(p₁₆ ‖ p_q) (nats/token)", "top-1 disagreem
     ax.set_yscale("symlog", linthresh=1e-4)
     ax.set_xlabel(label)
 axes[0].set_ylabel("QiD (nats/token)")
-axes[0].legend(title="marker", fontsize=8)
+axes[0].legend(title="marker")
 fig_kl = fig
 spearman_kl = float(seed0[["kl", "qid"]].corr(method="spearman").iloc[0, 1])
 glue("suite_spearman_kl", round(spearman_kl, 3), display=False)
@@ -481,7 +485,7 @@ if main_schedule is not None:
         f"{check['log']['mean_relative_error']:+.0%}). " + main_schedule["verdict"]))
 
 # %% tags=["hide-input"]
-fig, axes = subplots(2, (len(SIZES) + 1) // 2, figsize=(8.5, 6.8), sharey=False)
+fig, axes = subplots(2, (len(SIZES) + 1) // 2, figsize=(5, 5.6), sharey=False)
 for ax, size in zip(np.atleast_1d(axes).ravel(), SIZES):
     rows = seed0[(seed0["size"] == size) & (seed0["method"] == MAIN_METHOD) & (seed0["bits"] == 3)]
     stable = rows[rows["phase"] == "stable"].sort_values("loss_16")
@@ -498,7 +502,7 @@ for ax, size in zip(np.atleast_1d(axes).ravel(), SIZES):
     ax.set_xlabel("16-bit loss (nats/token)")
 for ax in np.atleast_2d(axes)[:, 0]:
     ax.set_ylabel(f"{MAIN_METHOD.upper()} 3-bit QiD (nats/token)")
-np.atleast_1d(axes).ravel()[0].legend(fontsize=8)
+np.atleast_1d(axes).ravel()[0].legend()
 fig_decay = fig
 
 # %% [markdown]

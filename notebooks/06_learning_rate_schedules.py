@@ -49,6 +49,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from qid.chapters import schedule_analysis as analysis
+from qid.chapters.formatting import format_interval
 from qid.chapters.tables import show_long_table, styled
 from qid.laws.curves import LUO_PUBLISHED, LUO_PUBLISHED_TEST_METRICS, LUO_SIZES, load_luo_curves
 from qid.laws.registry import get_law
@@ -133,7 +134,7 @@ LUO_SPLIT = list(TRAIN_SCHEDULES) == list(LUO_TRAIN_SCHEDULES) and sorted(TEST_S
 # %% tags=["hide-input"]
 curves = load_luo_curves(SIZES, sorted(set(TRAIN_SCHEDULES) | set(TEST_SCHEDULES)))
 shown_size = SIZES[-1]
-fig, (ax_rate, ax_loss) = subplots(1, 2, figsize=(12, 4))
+fig, (ax_rate, ax_loss) = subplots(2, 1, figsize=(5, 6.6))
 for schedule in [*TRAIN_SCHEDULES, *TEST_SCHEDULES]:
     curve = curves[(shown_size, schedule)]
     style = "-" if schedule in TRAIN_SCHEDULES else "--"
@@ -144,7 +145,7 @@ ax_rate.set_ylabel("learning rate (×1e-4)")
 ax_loss.set_xlabel("optimizer step")
 ax_loss.set_ylabel("training loss (nats/token)")
 ax_loss.set_ylim(top=float(np.percentile(np.concatenate([curves[(shown_size, s)]["loss"] for s in TRAIN_SCHEDULES]), 99)))
-fig.legend(loc="outside right center", fontsize=8);
+fig.legend(loc="outside lower center", ncol=2);
 
 # %% [markdown]
 # *Figure 1.* Luo et al.'s schedules (left; solid: the training schedules the fits see, dashed: the test
@@ -265,7 +266,7 @@ display(Markdown(
 
 # %% tags=["hide-input"]
 law = get_law(LAW)
-fig, axes = subplots(2, (len(TEST_SCHEDULES) + 1) // 2, figsize=(12, 6), sharey=True)
+fig, axes = subplots(2, (len(TEST_SCHEDULES) + 1) // 2, figsize=(5, 5.6), sharey=True)
 for ax, schedule in zip(np.ravel(axes), TEST_SCHEDULES):
     curve = curves[(shown_size, schedule)]
     predicted = law(own_fits[(LAW, shown_size)].params, lr=curve["lr"], step=curve["steps"])
@@ -274,12 +275,12 @@ for ax, schedule in zip(np.ravel(axes), TEST_SCHEDULES):
     if LAW == "luo_multipower":
         published_curve = law(LUO_PUBLISHED[shown_size], lr=curve["lr"], step=curve["steps"])
         ax.plot(curve["steps"], published_curve, "--", lw=1.0, color="#2980b9", label="published parameters")
-    ax.set_title(schedule, fontsize=9)
+    ax.set_title(schedule)
     ax.set_xlabel("optimizer step")
 for ax in np.ravel(axes)[len(TEST_SCHEDULES):]:
     ax.set_visible(False)
 np.ravel(axes)[0].set_ylabel("loss (nats/token)")
-np.ravel(axes)[0].legend(fontsize=8)
+np.ravel(axes)[0].legend()
 top = max(float(np.percentile(curves[(shown_size, s)]["loss"], 97)) for s in TEST_SCHEDULES)
 np.ravel(axes)[0].set_ylim(top=top);
 
@@ -331,7 +332,7 @@ else:
 # %% tags=["hide-input"]
 if suite_fits:
     size = max({size for _, size in suite_fits}, key=lambda name: float(name.rstrip("mk")))
-    fig, axes = subplots(1, 2, figsize=(12, 4))
+    fig, axes = subplots(2, 1, figsize=(5, 6.6))
     multipower = get_law("luo_multipower")
     shown = {key: run for key, run in suite_runs.items() if run["size"] == size}
     last_step = max(run["steps"].max() for run in shown.values())
@@ -349,7 +350,7 @@ if suite_fits:
         ax.set_ylim(np.percentile(values, 0.5) - 0.02, np.percentile(values, 99.5) + 0.02)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(f"{SUITE_LOSS_COLUMN.replace('_', ' ')} (nats/token)")
-        ax.legend(fontsize=7);
+        ax.legend();
     
 # %% [markdown]
 # *Figure 3.* The suite's largest size with both designs, from 30 % of the longest run on (before that the runs
@@ -401,8 +402,9 @@ else:
                for statistic in ("S2", "rate_removed") for method in QID_METHODS for bits in QID_BITS]
     effect_table = pd.DataFrame([{
         "statistic": e.get("annealing"), "method": e["method"], "bits": e["bits"], "checkpoints": e["n"],
-        "lineages": e.get("n_lineages"), "c (nats per unit)": e.get("effect"), "t interval": e.get("t_interval"),
-        "bootstrap interval": e.get("bootstrap_interval"),
+        "lineages": e.get("n_lineages"), "c (nats per unit)": e.get("effect"),
+        "t interval": format_interval(*e["t_interval"]) if e.get("t_interval") else "–",
+        "bootstrap interval": format_interval(*e["bootstrap_interval"]) if e.get("bootstrap_interval") else "–",
         "c × range of the statistic (nats)": None if not e["estimable"] else e["effect"] * e["annealing_range"],
         "ΔAICc (loss+annealing − loss)": None if not e["estimable"] else e["aicc"]["loss + annealing"] - e["aicc"]["loss"],
         "ΔAICc (S1+annealing − loss)": None if not e["estimable"] else e["aicc"]["S1 + annealing"] - e["aicc"]["loss"],
@@ -419,18 +421,19 @@ if schedule_ready:
     method, bits = QID_METHODS[0], sorted(QID_BITS)[len(QID_BITS) // 2]
     rows = checkpoints[(checkpoints["method"] == method) & (checkpoints["bits"] == bits)]
     sizes = sorted(rows["size"].unique(), key=lambda name: float(name.rstrip("mk")))
-    fig, axes = subplots(1, len(sizes), figsize=(3.2 * len(sizes), 3.6), squeeze=False)
+    fig, axes = subplots(len(sizes), 1, figsize=(5, 2.8 * len(sizes)), squeeze=False)
     markers = {("cosine", "intermediate"): ("o", "#2980b9"), ("cosine", "final"): ("s", "#1a5276"),
                ("wsd", "stable"): ("^", "#27ae60"), ("wsd", "decayed"): ("v", "#c0392b")}
-    for ax, size in zip(axes[0], sizes):
+    for ax, size in zip(axes[:, 0], sizes):
         for (design, phase), (marker, color) in markers.items():
             chosen = rows[(rows["size"] == size) & (rows["design"] == design) & (rows["phase"] == phase)]
             ax.errorbar(chosen["loss_16"], chosen["qid"], yerr=chosen["qid_se"], fmt=marker, ms=4, color=color,
                         lw=0.8, label=f"{design} {phase}")
-        ax.set_title(size, fontsize=9)
+        ax.set_title(size)
         ax.set_xlabel("16-bit loss (nats/token)")
-    axes[0][0].set_ylabel(f"QiD, {method.upper()} {bits}-bit (nats)")
-    axes[0][-1].legend(fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"QiD, {method.upper()} {bits}-bit (nats)")
+    axes[0][0].legend()
     
 # %% [markdown]
 # *Figure 4.* QiD against the 16-bit loss at every checkpoint (one panel per size; bars: paired standard errors
