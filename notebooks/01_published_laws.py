@@ -105,7 +105,9 @@ for law in LAWS.values():
         f"`{name}` ({ps.status}): " + ", ".join(f"{key} = {format_number(value, digits=4)}" for key, value in ps.values.items())
         for name, ps in law.parameter_sets.items()
     )
-    rows.append(f"- **`{law.name}`** ({{cite:t}}`{law.source}`): ${law.latex}$  \n  parameter sets: {sets or 'none published'}")
+    # a law's source is a bibliography key, or plain words for the book's own laws (e.g. chapter 05's curved law)
+    source = f"{{cite:t}}`{law.source}`" if " " not in law.source else law.source
+    rows.append(f"- **`{law.name}`** ({source}): ${law.latex}$  \n  parameter sets: {sets or 'none published'}")
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
