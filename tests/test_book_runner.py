@@ -66,7 +66,8 @@ def test_a_fit_file_is_rewritten_only_when_a_fitted_number_changes(tmp_path, mon
     assert record["rewritten"] is False and record["provenance"]["created"] == "2099-01-01T00:00:00Z"
 
     changed = load_fit(path)
-    changed.params = {**changed.params, "alpha": changed.params["alpha"] * (1 + 1e-6)}
+    # beyond the rewrite tolerance (relative 1e-5, qid.fitting.record): numerical noise below it is not a change
+    changed.params = {**changed.params, "alpha": changed.params["alpha"] * (1 + 1e-3)}
     changed.save(path)
     assert path.read_bytes() != committed, "a changed fitted number must be written"
     assert json.loads((record_dir / "fit.json").read_text())["rewritten"] is True
