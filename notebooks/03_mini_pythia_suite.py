@@ -502,7 +502,7 @@ for ax, size in zip(np.atleast_1d(axes).ravel(), SIZES):
     ax.set_xlabel("16-bit loss (nats/token)")
 for ax in np.atleast_2d(axes)[:, 0]:
     ax.set_ylabel(f"{MAIN_METHOD.upper()} 3-bit QiD (nats/token)")
-np.atleast_1d(axes).ravel()[0].legend()
+np.atleast_1d(axes).ravel()[0].legend();
 fig_decay = fig
 
 # %% [markdown]
@@ -585,7 +585,7 @@ if LIVE_METHODS and LIVE_BITS:
     folder = training.train(live_dir / "cosine" / planned.name, planned.config, progress=False,
                             stop_after=int(target["step"]))
     spec = suite_measure.sweep_spec(PRESET, [str(folder)], methods=LIVE_METHODS, bits=LIVE_BITS)
-    run_sweep(spec, live_dir / "qid.csv", progress=False)
+    run_sweep(spec, live_dir / "qid.csv", progress=False, log=lambda message: None)  # its log names scratch paths
     live = load_results(live_dir / "qid.csv")
     committed = qid_all[(qid_all["run"] == target["run"]) & (qid_all["step"] == target["step"])
                         & (qid_all["calib_seed"].isna() | (qid_all["calib_seed"] == 0))]

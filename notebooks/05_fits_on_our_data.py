@@ -388,7 +388,7 @@ for level in (-2, 2):
 log_axes(ax, y=False)
 ax.set_xlabel("training tokens D")
 ax.set_ylabel("standardized residual (total SE)")
-ax.legend()
+ax.legend();
 glue("unified_residual_rms", round(float(np.sqrt(np.mean(standardized**2))), 3), display=False)
 largest_d = rows["D"] >= rows.groupby("N")["D"].transform("max") * 0.98  # each size's longest training
 glue("unified_residual_largest_d_se", round(float(standardized[largest_d].mean()), 2), display=False)
@@ -519,7 +519,7 @@ for ax, bits in zip(np.atleast_1d(axes), BITS):
     ax.set_xlabel("training tokens D")
     ax.set_title(f"{bits} bits", fontsize=10)
 np.atleast_1d(axes)[0].set_ylabel("QiD (nats per token)")
-np.atleast_1d(axes)[-1].legend()
+np.atleast_1d(axes)[-1].legend();
 ceiling_note = ("Some curves reach the worse-than-uniform ceiling (marked ×) inside the plotted range." if capped_anywhere
                 else "No curve reaches the worse-than-uniform ceiling in the plotted range." if usable_loss_law is not None
                 else "Without an identified 16-bit loss law the ceiling is not drawn.")
@@ -564,7 +564,7 @@ for ax, bits in zip(np.atleast_1d(axes), PROJECTION_BITS):
     ax.set_xlabel("model size N (parameters)")
     ax.set_title(f"{bits} bits", fontsize=10)
 np.atleast_1d(axes)[0].set_ylabel("critical data size D* (tokens)")
-np.atleast_1d(axes)[0].legend()
+np.atleast_1d(axes)[0].legend();
 
 # %% [markdown]
 # At our own scale the same question has a measured answer: for each size and bit width, the finished checkpoint

@@ -134,10 +134,10 @@ spread_missing = len(analysis.seed_spread(grid)) < 2
 fit, fixed = analysis.fit_precision_law(grid, bootstrap=BOOTSTRAP_SAMPLES, seed=SEED, starts=FIT_STARTS,
                                         confidence=CONFIDENCE)
 rungs = sorted(weights["rung"].unique())
-fig, axes = subplots(1, len(rungs), figsize=(4.2 * len(rungs), 3.6), squeeze=False)  # own y range per budget
+fig, axes = subplots(len(rungs), 1, figsize=(5, 3.0 * len(rungs)), squeeze=False)  # own y range per budget
 colors = dict(zip(sorted(weights["N"].unique()), ["#2980b9", "#e67e22", "#27ae60", "#8e44ad"]))
 fine = np.linspace(3, 16, 200)
-for ax, rung in zip(axes[0], rungs):
+for ax, rung in zip(axes[:, 0], rungs):
     cell = weights[weights["rung"] == rung]
     for N, group in cell.groupby("N"):
         ax.errorbar(group["P_w"], group["loss"], yerr=group["loss_se"], fmt="o", ms=4, color=colors[N],
@@ -149,8 +149,9 @@ for ax, rung in zip(axes[0], rungs):
     ax.set_xticks([3, 4, 5, 6, 8, 16], labels=["3", "4", "5", "6", "8", "16"])
     ax.set_xlabel("weight precision in training P_w (bits)")
     ax.set_title(f"D/N = {rung:g}", fontsize=10)
-axes[0][0].set_ylabel("held-out loss (nats/token)")
-legend = axes[0][-1].legend(fontsize=8, loc="best")  # assigned: no repr under the figure
+for ax in axes[:, 0]:
+    ax.set_ylabel("held-out loss (nats/token)")
+legend = axes[-1][0].legend(loc="best")  # assigned: no repr under the figure
 
 # %% tags=["hide-input"]
 contrasts = []
@@ -277,9 +278,9 @@ glue("qat_p_star_ours", p_star_ours, display=False)
 
 # %% tags=["hide-input"]
 matched = analysis.matched_loss_ptq(ptq, PTQ_METHOD)
-fig, axes = subplots(1, 2, figsize=(9, 3.6), squeeze=False)
+fig, axes = subplots(2, 1, figsize=(5, 6.4), squeeze=False)
 summary_rows = []
-for ax, P_post in zip(axes[0], (4, 3)):
+for ax, P_post in zip(axes[:, 0], (4, 3)):
     cell = ptq[(ptq["method"] == PTQ_METHOD) & (ptq["P_post"] == P_post)]
     reference = cell[cell["P_w"] == 16]
     ax.errorbar(reference["loss"], reference["delta_ptq"], yerr=reference["delta_ptq_se"], fmt="s", color="#7f8c8d",
