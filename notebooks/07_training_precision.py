@@ -294,7 +294,7 @@ for ax, P_post in zip(axes[:, 0], (4, 3)):
                     label=f"trained at P_w = {P_w}")
     ax.set_xlabel("loss in training precision (nats/token)")
     ax.set_ylabel(f"δ_PTQ, {PTQ_METHOD.upper()} to {P_post} bits (nats)")
-    ax.legend(fontsize=7)
+    ax.legend()
     rows_here = matched[(matched["P_post"] == P_post) & matched["in_range"]]
     mean, low, high, n = analysis.mean_with_interval(rows_here["difference"], CONFIDENCE)
     summary_rows.append({"P_post": P_post, "QAT runs (in the 16-bit loss range)": n,
