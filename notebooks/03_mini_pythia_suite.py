@@ -312,9 +312,9 @@ for ax, bits in zip(axes.ravel(), BITS):
     ax.set_xticks([], minor=True)
     ax.set_yscale("symlog", linthresh=1e-4)
     ax.set_title(f"{bits} bits", fontsize=11, color=bit_color(bits))
+for ax in axes[:, 0]:
     ax.set_ylabel("QiD (nats/token)")
-for ax in axes[-1]:
-    ax.set_xlabel("model size (non-embedding parameters N)")
+fig.supxlabel("model size (non-embedding parameters N)")  # one label: two would overlap at page width
 axes[0, 0].legend(title="D/N", ncol=2)
 fig_n = fig
 

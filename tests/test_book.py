@@ -25,7 +25,7 @@ from qid.chapters.findings import glued_values
 from qid.common.paths import REPO_ROOT
 
 SMALL_PARAMETERS = REPO_ROOT / "tests" / "small_parameters.yaml"
-BOOK_FILES = ["_config.yml", "_toc.yml", "book", "notebooks", "data"]
+BOOK_FILES = ["_config.yml", "_toc.yml", "_static", "book", "notebooks", "data"]  # _static: the book's CSS
 
 
 def toc_chapters() -> list[str]:
