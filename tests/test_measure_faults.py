@@ -8,11 +8,8 @@ thread count that keys the cells; repeated Ctrl-C still exits 130 with the saved
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -24,6 +21,7 @@ from qid.measure import quantize, results_table, sweep
 from qid.measure.evaluate import evaluation_windows
 from qid.suite.corpus import load_tokenizer
 from qid.suite.models import gpt_neox_config
+from cli_runner import start_measure_child
 from test_robustness import measure, model_folder  # noqa: F401  (the tiny checkpoint fixture)
 
 
@@ -141,12 +139,7 @@ def test_repeated_ctrl_c_still_exits_130_with_the_saved_rows_line(model_folder, 
     """SIGINT again and again once a row is written (an impatient user): exit 130 and the one saved-rows line,
     never death by the signal. No wall-time limit matters: the child is waited for as long as it runs."""
     output = tmp_path / "qid.csv"
-    command = [sys.executable, "-m", "qid", "measure", "--checkpoints", str(model_folder), "--methods", "rtn", "gptq",
-               "--bits", "2", "3", "4", "8", "--eval-tokens", "620", "--calibration-samples", "4", "--device", "cpu",
-               "--no-progress", "--output", str(output)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    child = start_measure_child(model_folder, output)
     while child.poll() is None and not (output.is_file() and output.read_text().count("\n") >= 2):
         time.sleep(0.05)
     while child.poll() is None:  # keep pressing Ctrl-C until it has exited

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from cli_runner import run
+from cli_runner import run, start_measure_child
 from qid.measure import checkpoints, results_table, sweep, textsource
 from qid.suite.corpus import load_tokenizer
 from qid.suite.models import gpt_neox_config
@@ -173,17 +173,11 @@ def test_ctrl_c_while_starting_up_exits_130(capsys, monkeypatch):
 
 def test_a_real_sigint_mid_sweep_keeps_whole_rows_and_no_traceback(model_folder, tmp_path):
     """SIGINT to a running `qid measure` once its first row is written (as a user's Ctrl-C): exit 130, one line."""
-    import os
     import signal
     import time
 
     output = tmp_path / "qid.csv"
-    command = [sys.executable, "-m", "qid", "measure", "--checkpoints", str(model_folder), "--methods", "rtn", "gptq",
-               "--bits", "2", "3", "4", "8", "--eval-tokens", "620", "--calibration-samples", "4", "--device", "cpu",
-               "--no-progress", "--output", str(output)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    child = start_measure_child(model_folder, output)
     deadline = time.monotonic() + 600  # a loaded machine may take minutes to the first row
     while time.monotonic() < deadline and child.poll() is None:
         if output.is_file() and output.read_text().count("\n") >= 2:
