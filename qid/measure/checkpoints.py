@@ -239,6 +239,17 @@ def _context_length(config) -> int | None:
     return None
 
 
+def local_model_folder(spec: CheckpointSpec) -> Path:
+    """The folder of a local checkpoint, checked to be a Hugging Face model folder (it exists and holds config.json)."""
+    folder = Path(os.path.expanduser(spec.model))
+    if not folder.is_dir():
+        what = "is a file, not a model folder" if folder.exists() else "does not exist"
+        raise CheckpointNotFoundError(f"checkpoint {spec.label}: model folder {folder} {what}")
+    if not (folder / "config.json").is_file():
+        raise CheckpointNotFoundError(f"checkpoint {spec.label}: {folder} holds no config.json (not a Hugging Face model folder)")
+    return folder
+
+
 def load_checkpoint(item, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
     """Load a checkpoint's model and tokenizer; return (model, tokenizer, CheckpointInfo).
 
@@ -251,12 +262,7 @@ def load_checkpoint(item, device: str | torch.device = "cpu", dtype: torch.dtype
     spec = parse_checkpoint(item)
     metadata: dict = {}
     if spec.is_local:
-        folder = Path(os.path.expanduser(spec.model))
-        if not folder.is_dir():
-            what = "is a file, not a model folder" if folder.exists() else "does not exist"
-            raise CheckpointNotFoundError(f"checkpoint {spec.label}: model folder {folder} {what}")
-        if not (folder / "config.json").is_file():
-            raise CheckpointNotFoundError(f"checkpoint {spec.label}: {folder} holds no config.json (not a Hugging Face model folder)")
+        folder = local_model_folder(spec)
         if not any((folder / name).is_file() for name in TOKENIZER_FILES):
             raise CheckpointError(
                 f"checkpoint {spec.label}: {folder} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
@@ -303,12 +309,7 @@ def context_length(item) -> int | None:
 
     spec = parse_checkpoint(item)
     if spec.is_local:
-        folder = Path(os.path.expanduser(spec.model))
-        if not folder.is_dir():
-            what = "is a file, not a model folder" if folder.exists() else "does not exist"
-            raise CheckpointNotFoundError(f"checkpoint {spec.label}: model folder {folder} {what}")
-        if not (folder / "config.json").is_file():
-            raise CheckpointNotFoundError(f"checkpoint {spec.label}: no Hugging Face model folder at {folder} (config.json missing)")
+        folder = local_model_folder(spec)
         source, kwargs = str(folder), {}
     else:
         source, kwargs = spec.model, ({"revision": spec.revision} if spec.revision else {})
