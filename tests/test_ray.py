@@ -240,3 +240,48 @@ def test_suite_training_on_ray_gives_the_serial_checkpoints(cluster, tmp_path):
         weights, twin_weights = load_file(folder / "model.safetensors"), load_file(twin / "model.safetensors")
         assert weights.keys() == twin_weights.keys()
         assert all(torch.equal(weights[name], twin_weights[name]) for name in weights)
+
+
+_KILLED_DRIVER = """
+import json, sys
+from qid.common import raycluster
+import psutil
+raycluster.connect("local", num_cpus=1, log=lambda message: None)
+children = [p.pid for p in psutil.Process().children(recursive=True)]
+print(json.dumps(children), flush=True)
+sys.stdin.read()  # wait to be killed
+"""
+
+
+def test_a_driver_killed_with_sigkill_leaves_no_ray_process_behind(tmp_path):
+    """Issue 22: Ray's dashboard and runtime-env agents outlived a SIGKILLed driver; the watchdog stops them."""
+    import subprocess
+    import time
+
+    import psutil
+
+    driver = subprocess.Popen([sys.executable, "-c", _KILLED_DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        started = json.loads(driver.stdout.readline())
+        processes = []
+        for pid in started:
+            try:
+                processes.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        names = {" ".join(p.cmdline())[:40] for p in processes if p.is_running()}
+        assert any("DashboardAgent" in name or "dashboard" in name for name in names), names  # what used to stay
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        # the watchdog polls every 0.5 s and waits 3 s after SIGTERM; without it the agents lived ~60 s
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            left = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            if not left:
+                break
+            time.sleep(0.5)
+        assert not left, [" ".join(p.cmdline())[:60] for p in left]
+    finally:
+        if driver.poll() is None:
+            driver.kill()

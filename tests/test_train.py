@@ -118,3 +118,27 @@ def test_wsd_branch_from_constant_run_equals_a_wsd_run(tmp_path):
     for name, tensor in _weights(full).items():
         assert torch.equal(tensor, _weights(branch)[name]), name
     assert training.read_metadata(branch)["branched_from"].endswith("step-000005")
+
+
+def test_an_interrupted_wsd_branch_writes_what_an_uninterrupted_one_writes(tmp_path):
+    """Issue 22: a killed and resumed decay branch must write the same checkpoint metadata as an uninterrupted
+    one, except the fields it names as run facts (times, commit, machine)."""
+    wsd = dict(TINY, schedule="wsd", decay_steps=4)
+    constant = TrainConfig(steps=10, checkpoint_steps=(4,), **dict(TINY, schedule="constant"))
+    training.train(tmp_path / "constant", constant, progress=False)
+    branch = TrainConfig(steps=10, checkpoint_steps=(6, 8), init_from=str(tmp_path / "constant" / "step-000004"),
+                         run="decay-branch", **wsd)
+    straight = training.train(tmp_path / "straight", branch, progress=False)
+    training.train(tmp_path / "resumed", branch, progress=False, stop_after=6)   # killed after its first checkpoint
+    training.train(tmp_path / "resumed", branch, progress=False, stop_after=8)   # ... and again after its second
+    resumed = training.train(tmp_path / "resumed", branch, progress=False)
+    for step in (6, 8, 10):
+        a = training.read_metadata(straight.parent / f"step-{step:06d}")
+        b = training.read_metadata(resumed.parent / f"step-{step:06d}")
+        assert a["run_facts"] == list(training.RUN_FACTS)
+        assert set(a) == set(b)
+        differing = {key for key in a if a[key] != b[key]}
+        assert differing <= set(training.RUN_FACTS), differing - set(training.RUN_FACTS)
+        assert "branched_from" not in differing and a["branched_from"].endswith("step-000004")
+    for name, tensor in _weights(straight).items():
+        assert torch.equal(tensor, _weights(resumed)[name]), name

@@ -58,6 +58,10 @@ def connect(address: str | None = None, num_cpus: int | None = None, log=None) -
             ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      _node_ip_address=LOCAL_NODE_ADDRESS)
+            # A driver killed with SIGKILL never shuts Ray down; the watchdog stops what would outlive it.
+            from qid.common import raywatch
+
+            raywatch.start()
         else:
             check_reachable(address)
             runtime_env = {"working_dir": str(REPO_ROOT), "excludes": SHIPPING_EXCLUDES}

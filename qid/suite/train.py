@@ -44,6 +44,9 @@ METADATA_FILE = "qid_metadata.json"
 STATE_FILE = "training_state.pt"
 LOG_FILE = "train_log.csv"
 FAMILY = "mini-pythia"
+# Fields of a checkpoint's metadata that describe the execution, not the result: an interrupted and resumed run
+# writes other values here (and only here) than an uninterrupted one. Each metadata file lists them as `run_facts`.
+RUN_FACTS = ("train_wall_s", "tokens_per_second", "saved_utc", "commit", "machine", "packages")
 LOG_COLUMNS = ("step", "tokens", "lr", "train_loss", "eval_loss")
 
 
@@ -396,7 +399,7 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True, st
                 "branched_from": branched_from, "train_wall_s": wall_s,
                 "tokens_per_second": (step - start_step) * config.tokens_per_step / max(trained_tokens_timer, 1e-9),
                 "commit": git_commit(), "machine": machine_description(), "packages": package_versions_string(),
-                "saved_utc": utc_now(),
+                "saved_utc": utc_now(), "run_facts": list(RUN_FACTS),
             }
             # every checkpoint is saved resumable; with "last", the previous one's optimizer state is dropped
             last = _save_checkpoint(output_dir, step, model, tokenizer, optimizer, metadata, log_rows, True)
