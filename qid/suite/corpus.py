@@ -107,17 +107,24 @@ def load_tokenizer(path: str | Path | None = None):
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def load_split_tokens(split: str, tokenizer_dir: str | Path | None = None) -> np.ndarray:
+def tokenizer_dir_of(corpus_dir: str | Path | None) -> Path:
+    """The tokenizer that goes with a corpus edition: data/tokenizer for the book's corpus, else its tokenizer/."""
+    return Path(corpus_dir) / "tokenizer" if corpus_dir else TOKENIZER_DIR
+
+
+def load_split_tokens(split: str, tokenizer_dir: str | Path | None = None,
+                      corpus_dir: str | Path | None = None) -> np.ndarray:
     """Token ids of a whole split (documents each followed by <|endoftext|>), as uint16/uint32.
+    `corpus_dir`: another edition's folder (default the book's data/corpus); its tokenizer unless `tokenizer_dir`.
 
     Cached under runs/cache/tokens keyed by the SHA-256 of the split file and of tokenizer.json, so a changed
     corpus or tokenizer is never served stale ids.
     """
-    tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir is not None else TOKENIZER_DIR
+    tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir is not None else tokenizer_dir_of(corpus_dir)
     tokenizer_file = tokenizer_dir / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise CorpusError(f"{tokenizer_file}: missing; train it with `python -m qid.suite.corpus --tokenizer-only`")
-    path = split_path(split)
+    path = split_path(split, corpus_dir)
     if not path.is_file():
         raise CorpusError(f"{path}: missing; regenerate the corpus with `python -m qid.suite.corpus`")
     key = hashlib.sha256(file_sha256(path).encode() + file_sha256(tokenizer_file).encode()).hexdigest()[:16]
@@ -128,7 +135,7 @@ def load_split_tokens(split: str, tokenizer_dir: str | Path | None = None) -> np
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     end_id = tokenizer.token_to_id(END_OF_TEXT)
-    texts = [document["text"] for document in load_split_documents(split)]
+    texts = [document["text"] for document in load_split_documents(split, corpus_dir)]
     ids: list[int] = []
     for encoding in tokenizer.encode_batch(texts, add_special_tokens=False):
         ids.extend(encoding.ids)

@@ -2,8 +2,9 @@
 
 The design, planned on paper from measured single-thread training throughput (`planned_core_seconds`):
 
-* the suite's fixed-depth family (4 layers, head width 8; issue 19), its three smallest sizes (N 13.2k, 28.9k,
-  50.9k), trained on the suite's corpus at two token budgets, D/N = 5 and 20;
+* the fixed-depth family (4 layers, head width 8; issue 19), its three smallest sizes (N 13.2k, 28.9k,
+  50.9k), trained on issue 19's 10-source corpus (`data/corpus_v2`, with its own tokenizer) at two token budgets,
+  D/N = 5 and 20;
 * weight precision P_w ∈ {3, 4, 5, 6, 8, 16} at every size and budget (activations and KV cache at 16 bits);
 * activation and KV-cache precision P_a, P_kv ∈ {4, 8, 16} each (weights at 16 bits) at the smallest size, D/N 5;
 * a second training seed for every P_w at both budgets of the smallest size, so the seed-to-seed spread is measured.
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qid.common.paths import DATA_DIR
 from qid.suite import qat
 from qid.suite.models import mini_shape
 
@@ -53,11 +55,12 @@ POST_METHODS = ("gptq",)                      # per output channel (GPTQ, as Kum
 EVAL_TOKENS = 16_384                           # predicted held-out tokens (130 windows of 128), seed 0
 CALIBRATION_SAMPLES = 64                       # GPTQ calibration sequences of SEQ_LEN tokens, seed 0
 RESULT_FILE = "result.json"
-# Where the corpus came from: issue 19's corpus (branch suite19) had landed when the grid started, but not on main; the
-# grid ran in a checkout of this code with suite19's data/corpus and data/tokenizer copied in (hence "+dirty" commits).
-CORPUS_SOURCE = ("data/corpus/* and data/tokenizer/* of branch suite19 at commit 489ee15 (10 sources, 19.2M training "
-                 "tokens), copied over a checkout of the code's commit; fingerprint = SHA-256 prefixes of train.jsonl.gz "
-                 "and tokenizer.json")
+# The corpus: issue 19's 10-source edition, committed as data/corpus_v2 (the book's main suite keeps data/corpus).
+# The grid itself ran in a checkout with those files copied over data/corpus and data/tokenizer (hence "+dirty"
+# commits); the fingerprints in the table equal data/corpus_v2's (tests/test_qat_grid.py checks it).
+CORPUS_DIR = DATA_DIR / "corpus_v2"
+CORPUS_SOURCE = ("data/corpus_v2 (issue 19's 10-source corpus, 19.2M training tokens, with its tokenizer); "
+                 "fingerprint = SHA-256 prefixes of train.jsonl.gz and tokenizer.json")
 # Measured single-thread training throughput of the family at batch 32 on an idle 2-core machine (tokens/s, issue 19's
 # benchmarks/bench_train.py), and the slowdown of the fake-quantized forward measured here (ratio of tokens/s, batch 8).
 SINGLE_THREAD_TOKENS_PER_SECOND = {"L4-13k": 57_000, "L4-29k": 45_000, "L4-51k": 31_700}
@@ -139,7 +142,7 @@ def train_config(run: GridRun):
                        checkpoint_steps=(halfway,) if halfway > WARMUP_STEPS else (), eval_sequences=16,
                        log_every=max(1, run.steps // 20), run=run.name, design="qat",
                        keep_training_state="last", weight_bits=run.weight_bits, activation_bits=run.activation_bits,
-                       kv_bits=run.kv_bits, extra={"rung": run.rung})
+                       kv_bits=run.kv_bits, corpus_dir=str(CORPUS_DIR), extra={"rung": run.rung})
 
 
 # ----------------------------------------------------------------------------------------------- measuring
@@ -149,8 +152,8 @@ def evaluation_data() -> tuple[torch.Tensor, torch.Tensor]:
     from qid.measure.textsource import sample_calibration
     from qid.suite import corpus
 
-    evaluation = torch.from_numpy(corpus.load_split_tokens("eval").astype(np.int64))
-    calibration = torch.from_numpy(corpus.load_split_tokens("calibration").astype(np.int64))
+    evaluation = torch.from_numpy(corpus.load_split_tokens("eval", corpus_dir=CORPUS_DIR).astype(np.int64))
+    calibration = torch.from_numpy(corpus.load_split_tokens("calibration", corpus_dir=CORPUS_DIR).astype(np.int64))
     return (evaluation_windows(evaluation, SEQ_LEN, EVAL_TOKENS, seed=0),
             sample_calibration(calibration, CALIBRATION_SAMPLES, SEQ_LEN, seed=0))
 

@@ -80,6 +80,7 @@ class TrainConfig:
     weight_bits: int = 16              # quantization-aware training (qid.suite.qat): forward-pass bits of the weights,
     activation_bits: int = 16          # ... of the block layers' inputs,
     kv_bits: int = 16                  # ... of the KV cache; 16 = not quantized (the plain trainer)
+    corpus_dir: str = ""               # corpus edition's folder (qid.common.corpus_files); "" = the book's data/corpus
     extra: dict = field(default_factory=dict)  # free-form metadata copied into every checkpoint
 
     @property
@@ -118,6 +119,8 @@ class TrainConfig:
         identity = {key: getattr(self, key) for key in keys}
         if not self.precision.is_full:  # only then: plain runs keep the identity their checkpoints were saved with
             identity.update(weight_bits=self.weight_bits, activation_bits=self.activation_bits, kv_bits=self.kv_bits)
+        if self.corpus_dir:  # likewise: only another edition enters the identity
+            identity["corpus_dir"] = Path(self.corpus_dir).name
         return identity
 
 
@@ -302,10 +305,12 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True, st
         return final
 
     device = runtime.resolve_device(config.device)
-    tokenizer = corpus.load_tokenizer()
-    train_tokens = corpus.load_split_tokens("train")
+    corpus_dir = config.corpus_dir or None
+    tokenizer = corpus.load_tokenizer(corpus.tokenizer_dir_of(corpus_dir))
+    train_tokens = corpus.load_split_tokens("train", corpus_dir=corpus_dir)
     sampler = BatchSampler(train_tokens, config.batch_size, config.seq_len, config.seed)
-    evaluation = eval_windows(corpus.load_split_tokens("eval"), config.eval_sequences, config.seq_len)
+    evaluation = eval_windows(corpus.load_split_tokens("eval", corpus_dir=corpus_dir), config.eval_sequences,
+                              config.seq_len)
 
     start_step, log_rows, wall_s, branched_from = 0, [], 0.0, None
     resume = _resume_point(output_dir, config)
@@ -350,7 +355,7 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True, st
         "weight_decay": config.weight_decay, "betas": list(config.betas), "grad_clip": config.grad_clip,
         "seed": config.seed, "run": config.run or output_dir.name, "design": config.design,
         "device": str(device), "dtype": "bf16-autocast" if device.type == "cuda" else "fp32",
-        "train_split_tokens": int(train_tokens.size), "corpus_sha256": _corpus_fingerprint(),
+        "train_split_tokens": int(train_tokens.size), "corpus_sha256": corpus_fingerprint(corpus_dir),
         "identity": _jsonable(config.identity()), **config.precision.as_dict(), **config.extra,
     }
 
@@ -411,10 +416,12 @@ def train(output_dir: str | Path, config: TrainConfig, progress: bool = True, st
     return last if last is not None else final
 
 
-def _corpus_fingerprint() -> str:
+def corpus_fingerprint(corpus_dir=None) -> str:
+    """SHA-256 prefixes of the train split and of the tokenizer, as checkpoints record them."""
     from qid.common.provenance import file_sha256
 
-    return file_sha256(corpus.split_path("train"))[:16] + "/" + file_sha256(corpus.TOKENIZER_DIR / "tokenizer.json")[:16]
+    return (file_sha256(corpus.split_path("train", corpus_dir))[:16] + "/"
+            + file_sha256(corpus.tokenizer_dir_of(corpus_dir) / "tokenizer.json")[:16])
 
 
 def read_train_log(output_dir: str | Path):
