@@ -129,3 +129,34 @@ def test_matched_loss_comparison_finds_a_known_robustness():
                      "method": "gptq", "P_post": 4, "loss_post": loss, "delta_ptq": 0.48 - 0.1 * loss, "delta_ptq_se": 0.01})
     matched = analysis.matched_loss_ptq(pd.DataFrame(rows), "gptq")
     assert np.allclose(matched["difference"], -0.02) and list(matched["in_range"]) == [True, True, False]
+
+
+def _synthetic_grid(gamma_w: float | None, noise: float = 0.004, seed: int = 0) -> pd.DataFrame:
+    """The committed grid's design with losses from Kumar's N_eff law (γ_w given; None: no precision effect)."""
+    from qid.laws.registry import get_law
+
+    grid, _, _ = _committed()
+    law = get_law(analysis.LAW)
+    params = {"A": 30.0, "B": 200.0, "E": 2.0, "alpha": 0.3, "beta": 0.4965, "gamma_w": gamma_w or 1.0,
+              "gamma_a": 2.2102, "gamma_kv": 0.9578}
+    bits = {name: grid[name].to_numpy(float) for name in ("P_w", "P_a", "P_kv")}
+    if gamma_w is None:
+        bits = {name: np.full(len(grid), 16.0) for name in bits}
+    loss = law(params, N=grid["N"].to_numpy(float), D=grid["tokens"].to_numpy(float), **bits)
+    rng = np.random.default_rng(seed)
+    return grid.assign(loss=loss + rng.normal(0, noise, len(grid)), loss_se=noise)
+
+
+@pytest.mark.parametrize("gamma_w", [2.6745, None])
+def test_the_profile_region_covers_the_true_gamma_or_stays_open_without_an_effect(gamma_w):
+    grid = analysis.load_grid(QAT_DIR / "grid.csv")
+    grid = _synthetic_grid(gamma_w).assign(D=grid["D"])
+    _, fixed = analysis.fit_precision_law(grid, starts=4)
+    values = (0.05, 0.3, 1.0, 1.8, 2.6745, 4.0, 8.0, 20.0, 50.0)
+    profile, region = analysis.profile_gamma(grid, fixed, values=values, starts=4)
+    assert len(profile) == len(values) and profile["deviance"].min() == 0
+    if gamma_w is not None:  # a visible effect: the truth inside, far values outside
+        assert region["low"] <= gamma_w <= region["high"]
+        assert not region["low_open"] and not region["high_open"] and region["high"] < 20
+    else:  # no effect at any P_w: nothing bounds γ_w from below
+        assert region["low_open"]

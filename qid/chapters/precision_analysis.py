@@ -4,6 +4,8 @@
 - `design_table`: what the grid holds (runs per part, size, budget, seed) beside what was planned;
 - `fit_precision_law`: the effective-parameter law fitted with the book's fitter and error model (per-run
   standard errors of the loss plus a fitted relative scatter), fixing what the grid cannot determine;
+- `profile_gamma`: the profile likelihood of one γ (every other free parameter refitted at each value), and the
+  region it allows: the honest interval where the fit alone does not identify γ;
 - `seed_spread`: the seed-to-seed spread of the loss where two seeds were trained;
 - `optimal_training_precision`: the compute-optimal precision P* under cost ∝ N·D·P;
 - `matched_loss_ptq`: post-training quantization of QAT checkpoints against 16-bit-trained ones at matched loss.
@@ -93,6 +95,45 @@ def fit_precision_law(grid: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, 
                      fixed={name: value for name, (value, _) in fixed.items()}, bootstrap=bootstrap,
                      confidence=confidence, allow_failure=True)
     return result, fixed
+
+
+PROFILE_GAMMAS = tuple(float(v) for v in np.geomspace(0.05, 50, 25))  # the γ bounds of the law, log-spaced
+
+
+def profile_gamma(grid: pd.DataFrame, fixed: dict, name: str = "gamma_w", values=PROFILE_GAMMAS, *,
+                  starts: int = 24, seed: int = 0, confidence: float = 0.95) -> tuple[pd.DataFrame, dict]:
+    """Profile likelihood of parameter `name`: the law refitted with `name` fixed at each of `values` (the other free
+    parameters and the relative scatter refitted; `fixed` as `fit_precision_law` returns it).
+
+    Returns (table: value, log_likelihood, deviance = 2·(max − this); region: low, high, and whether each end is only
+    the edge of `values` — 'low_open' / 'high_open' — i.e. the data set no bound there). The region is where the
+    deviance stays under the χ²₁ quantile (Wilks), ends interpolated linearly in log(value).
+    """
+    from scipy.stats import chi2
+
+    table = grid.assign(run_label=grid["run"])
+    base = {key: value for key, (value, _) in fixed.items()}
+    rows = []
+    for value in values:
+        result = fit_law(LAW, table, space="linear", errors="loss_se", extra_scatter=True, starts=starts, seed=seed,
+                         fixed={**base, name: float(value)}, allow_failure=True)
+        rows.append({"value": float(value), "log_likelihood": float(result.log_likelihood)})
+    profile = pd.DataFrame(rows)
+    profile["deviance"] = 2 * (profile["log_likelihood"].max() - profile["log_likelihood"])
+    limit = float(chi2.ppf(confidence, 1))
+    inside = np.flatnonzero(profile["deviance"].to_numpy() <= limit)
+    logs, deviance = np.log(profile["value"].to_numpy()), profile["deviance"].to_numpy()
+
+    def crossing(i: int, j: int) -> float:  # where the deviance passes `limit` between grid points i (in) and j (out)
+        share = (limit - deviance[i]) / (deviance[j] - deviance[i])
+        return float(np.exp(logs[i] + share * (logs[j] - logs[i])))
+
+    first, last = int(inside.min()), int(inside.max())
+    region = {"low": float(profile["value"].iloc[0]) if first == 0 else crossing(first, first - 1),
+              "high": float(profile["value"].iloc[-1]) if last == len(profile) - 1 else crossing(last, last + 1),
+              "low_open": first == 0, "high_open": last == len(profile) - 1, "confidence": confidence,
+              "best": float(profile.loc[profile["log_likelihood"].idxmax(), "value"])}
+    return profile, region
 
 
 def wald_interval(value: float, stderr: float | None, confidence: float = 0.95) -> tuple[float, float]:
