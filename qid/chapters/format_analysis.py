@@ -7,8 +7,10 @@ method × bits × group size with QiD, its window standard error and the storage
 * `ranking_by_rung` compares the 4-bit cells on the same checkpoints, rung by rung: each cell's mean QiD and its
   difference from the rung's best cell, a t interval over the checkpoints of the paired differences (the spread
   across checkpoints, sizes and seeds is the noise of the comparison; every cell is measured on the same ones).
-* `per_format_laws` fits QiD = k · D^β / N^α per cell (`ouyang_per_bit`), weighted by the window standard errors,
-  bootstrapping whole training runs.
+* `with_error_model` adds the book's error model (`qid.fitting.errormodel`: window, calibration and training-seed
+  variance, the last from the cosine design's seed pairs, fitted per cell as a² + (r·QiD)²): `qid_se_total`.
+* `per_format_laws` fits QiD = k · D^β / N^α per cell (`ouyang_per_bit`), each residual divided by that total
+  standard error, bootstrapping whole training runs.
 * `effective_bits` fits the unified law QiD = k · D^β / (N^α · P^γ) with P = bits per weight on the integer RTN rows
   (4 and 8 bits, both groupings), then asks each floating-point cell at which P that law gives its QiD: one law
   with an effective bit count covers the formats if P_eff is its storage cost within the interval.
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from qid.fitting.errormodel import variance_components
 from qid.fitting.optimize import fit_law
 
 FORMAT_NAMES = {"rtn": "INT4 RTN", "gptq": "INT4 GPTQ", "fp4": "FP4 (E2M1)", "mxfp4": "MXFP4", "nvfp4": "NVFP4",
@@ -46,6 +49,18 @@ def label_cells(table: pd.DataFrame) -> pd.DataFrame:
     out["family"] = np.where(out["method"].isin(["rtn", "gptq"]), "integer", "floating point")
     out["D"] = out["tokens"]
     return out
+
+
+def with_error_model(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """`label_cells(table)` with the error model's columns (var_window, var_calibration, var_training,
+    qid_se_total, ...) and its summary. Each cell (method × group size) is its own group of the error model, so a
+    format's training-seed variance comes from that format's own seed pairs. Cells without repeats (a single
+    calibration seed) get no calibration component, and the summary says so."""
+    rows = label_cells(table)
+    keyed = rows.assign(method=rows["cell"])  # the error model groups by method × bits: one group per cell
+    keyed.attrs["source"] = table.attrs.get("source", "formats table")
+    with_errors, summary = variance_components(keyed)
+    return with_errors.assign(method=rows["method"].to_numpy()), summary
 
 
 def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
@@ -94,9 +109,11 @@ def winners(ranking: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_format_laws(table: pd.DataFrame, cells, bootstrap: int, seed: int, confidence: float = 0.95) -> pd.DataFrame:
-    """QiD = k · D^β / N^α fitted per cell (linear space, residuals over qid_se, runs bootstrapped): one row per
-    cell and parameter with value and interval; cells with too few rows are listed with NaN."""
-    rows = label_cells(table)
+    """QiD = k · D^β / N^α fitted per cell (linear space, residuals over the error model's total standard error
+    `qid_se_total` where the table has it, else the window errors; runs bootstrapped): one row per cell and
+    parameter with value and interval; cells with too few rows are listed with NaN."""
+    rows = label_cells(table) if "cell" not in table.columns else table
+    errors = "qid_se_total" if "qid_se_total" in rows.columns else "qid_se"
     out = []
     for cell in cells:
         group = rows[rows["cell"] == cell].reset_index(drop=True)
@@ -104,7 +121,7 @@ def per_format_laws(table: pd.DataFrame, cells, bootstrap: int, seed: int, confi
             out += [{"cell": cell, "parameter": name, "value": np.nan, "low": np.nan, "high": np.nan, "rows": len(group),
                      "identified": False} for name in ("k", "alpha", "beta")]
             continue
-        fit = fit_law("ouyang_per_bit", group, space="linear", errors="qid_se", clusters="run", bootstrap=bootstrap,
+        fit = fit_law("ouyang_per_bit", group, space="linear", errors=errors, clusters="run", bootstrap=bootstrap,
                       seed=seed, confidence=confidence, starts=20, allow_failure=True)
         for name, value in fit.params.items():
             interval = (fit.intervals or {}).get(name) or [np.nan, np.nan]
@@ -122,13 +139,14 @@ def effective_bits(table: pd.DataFrame, bootstrap: int, seed: int, confidence: f
     The intervals carry both uncertainties: replicate i pairs the integer law's i-th bootstrap fit (training runs
     resampled) with the cell's rows resampled by training run independently. Resampling the two independently
     ignores that a run's integer and floating-point QiD move together, which widens the interval (conservative)."""
-    rows = label_cells(table)
+    rows = label_cells(table) if "cell" not in table.columns else table
     rows = rows.assign(P=rows["bits_per_weight"])
+    errors = "qid_se_total" if "qid_se_total" in rows.columns else "qid_se"
     integer = rows[rows["method"] == "rtn"].reset_index(drop=True)
     if integer["N"].nunique() < 2 or integer["D"].nunique() < 2 or len(integer) < MIN_ROWS_PER_FIT + 1:
         return None, pd.DataFrame(columns=["cell", "rows", "bits_per_weight", "ratio", "ratio_low", "ratio_high",
                                            "effective_bits", "bits_low", "bits_high"])
-    law = fit_law("ouyang_unified", integer, space="linear", errors="qid_se", clusters="run", starts=30,
+    law = fit_law("ouyang_unified", integer, space="linear", errors=errors, clusters="run", starts=30,
                   bootstrap=bootstrap, seed=seed, confidence=confidence, allow_failure=True)
     samples = law.bootstrap_samples() or {}
     gammas = np.asarray(samples.get("gamma", []), dtype=float)

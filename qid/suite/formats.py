@@ -21,9 +21,10 @@ checkpoint, so an interrupted measurement still leaves a consistent table of wha
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
-from qid.common.atomicio import atomic_write_csv
+from qid.common.atomicio import atomic_write_csv, atomic_write_text
 from qid.suite import measurement
 from qid.suite import plan as suite
 from qid.suite.tables import checkpoint_path, collect_checkpoints, measured_checkpoints
@@ -45,6 +46,31 @@ def formats_sweep_output(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> Path:
 
 def formats_table_path(preset: str, output_dir=suite.SUITE_DATA_DIR) -> Path:
     return Path(output_dir) / f"{preset}_formats.csv"
+
+
+def formats_provenance_path(preset: str, output_dir=suite.SUITE_DATA_DIR) -> Path:
+    return Path(output_dir) / f"{preset}_formats_provenance.json"
+
+
+def formats_provenance(preset: str, sweep_csv, table) -> dict:
+    """Where the tidy table's rows came from, read off the raw rows: commits, package versions, devices and
+    threads, the first and last finished cell, and what the table holds."""
+    from qid.common.provenance import machine_description, utc_now
+    from qid.measure.sweep import load_results
+
+    raw = load_results(sweep_csv)
+    return {
+        "what": f"preset {preset}'s ladder at floating-point formats beside integer 4-bit (qid.suite.formats)",
+        "command": f"qid measure-suite --preset {preset} --formats",
+        "commits": sorted(raw["git_commit"].astype(str).unique()),
+        "versions": sorted(raw["versions"].astype(str).unique()),
+        "devices": sorted(raw["device"].astype(str).unique()), "threads": sorted(int(t) for t in raw["threads"].unique()),
+        "first_cell_utc": str(raw["finished_at"].min()), "last_cell_utc": str(raw["finished_at"].max()),
+        "cell_seconds": round(float(raw["seconds"].sum()), 1), "machine": machine_description(),
+        "checkpoints": int(table[["run", "step"]].drop_duplicates().shape[0]), "rows": int(len(table)),
+        "designs": sorted(table["design"].unique()), "train_seeds": sorted(int(s) for s in table["train_seed"].unique()),
+        "written_utc": utc_now(),
+    }
 
 
 def formats_specs(preset: str, checkpoints, device: str = "cpu") -> list:
@@ -93,7 +119,10 @@ def measure_formats(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output
         written = 0
         for spec in formats_specs(preset, [checkpoint_path(checkpoint)], device):
             written += run_sweep(spec, raw, progress=progress)["written"]
-        atomic_write_csv(table, tidy_formats(raw, checkpoints))
+        tidy = tidy_formats(raw, checkpoints)
+        atomic_write_csv(table, tidy)
+        atomic_write_text(formats_provenance_path(preset, output_dir),
+                          json.dumps(formats_provenance(preset, raw, tidy), indent=1) + "\n")
         log(f"formats: {position}/{len(ordered)} {checkpoint}: {written} new row(s); table {table}")
     return table
 
