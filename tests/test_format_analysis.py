@@ -65,3 +65,23 @@ def test_effective_bits_equal_storage_unless_a_format_loses_more(table):
         assert effective.loc[cell, "ratio_low"] <= 1 <= effective.loc[cell, "ratio_high"], cell
     mxfp4 = effective.loc["MXFP4"]
     assert mxfp4["ratio_low"] > 1.3 and mxfp4["effective_bits"] == pytest.approx(4.25 * MXFP4_PENALTY ** (-1 / 5), rel=0.03)
+
+
+def test_pooled_ranking_averages_each_run_first_and_counts_runs_not_checkpoints(table):
+    pooled = format_analysis.ranking_by_run(table, bits=4, min_rung=20)
+    assert pooled.iloc[0]["cell"] == "INT4 RTN g32" and (pooled["runs"] == 6).all()
+    assert (pooled["checkpoints"] == 12).all()  # rungs 20 and 40 of six runs
+    assert (pooled.iloc[1:]["low"] > 0).all()  # every other cell loses resolvably more
+    # a run counts once however many checkpoints it has: duplicating one run's checkpoints changes nothing
+    extra = table[(table["run"] == "13k-seed0") & (table["rung"] >= 20)].assign(step=lambda t: t["step"] + 1000)
+    again = format_analysis.ranking_by_run(pd.concat([table, extra]), bits=4, min_rung=20)
+    assert (again["runs"] == 6).all()
+    assert np.allclose(again.set_index("cell").loc[pooled["cell"], "minus_best"], pooled["minus_best"])
+
+
+def test_error_model_gives_each_cell_its_own_training_seed_variance(table):
+    with_errors, summary = format_analysis.with_error_model(table)
+    assert (with_errors["qid_se_total"] >= with_errors["qid_se"]).all()
+    groups = summary["training"]
+    assert set(groups["method"]) >= {"MXFP4", "NVFP4", "INT4 RTN g32"}  # one group per cell, not per method
+    assert set(with_errors["method"]) == set(table["method"])

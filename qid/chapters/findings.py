@@ -21,8 +21,8 @@ Glued names read (chapter: names):
     with _interval, schedule_families, schedule_verdict
   07_training_precision: qat_runs_measured, qat_gamma_w_profile_region, qat_gamma_w_profile_low_open,
     qat_gamma_w_profile_covers_kumar
-  08_float_formats: formats_preset, formats_checkpoints, formats_top_rung, formats_best_at_top, formats_top_runner_up,
-    formats_top_excess with _interval, formats_top_separated
+  08_float_formats: formats_preset, formats_checkpoints, formats_min_rung, formats_pooled_{best,runs,runner_up},
+    formats_pooled_excess with _interval, formats_pooled_separated
 """
 
 from __future__ import annotations
@@ -229,13 +229,14 @@ def _training_precision(get) -> str:
 
 def _formats(get) -> str:
     chapter = "08_float_formats"
-    low, high = get(chapter, "formats_top_excess_interval")
-    separated = get(chapter, "formats_top_separated")
+    low, high = get(chapter, "formats_pooled_excess_interval")
+    separated = get(chapter, "formats_pooled_separated")
     return (f"At about 4 bits per weight, scales included, on {get(chapter, 'formats_checkpoints')} checkpoints of the "
-            f"`{get(chapter, 'formats_preset')}` suite, the cell that loses least at the top rung (D/N "
-            f"{get(chapter, 'formats_top_rung'):g}) is {get(chapter, 'formats_best_at_top')}; the runner-up, "
-            f"{get(chapter, 'formats_top_runner_up')}, loses {get(chapter, 'formats_top_excess'):+.2g} nats/token more "
-            f"(95 % interval [{low:+.2g}, {high:+.2g}]: {'resolved' if separated else 'not resolved'}).")
+            f"`{get(chapter, 'formats_preset')}` suite, pooled from D/N {get(chapter, 'formats_min_rung')} on "
+            f"({get(chapter, 'formats_pooled_runs')} training runs), the cell that loses least is "
+            f"{get(chapter, 'formats_pooled_best')}; the runner-up, {get(chapter, 'formats_pooled_runner_up')}, loses "
+            f"{get(chapter, 'formats_pooled_excess'):+.2g} nats/token more (95 % interval [{low:+.2g}, {high:+.2g}]: "
+            f"{'resolved' if separated else 'not resolved'}).")
 
 
 STATEMENTS: list[tuple[str, str, Callable]] = [

@@ -9,6 +9,9 @@ method × bits × group size with QiD, its window standard error and the storage
   across checkpoints, sizes and seeds is the noise of the comparison; every cell is measured on the same ones).
 * `with_error_model` adds the book's error model (`qid.fitting.errormodel`: window, calibration and training-seed
   variance, the last from the cosine design's seed pairs, fitted per cell as a² + (r·QiD)²): `qid_se_total`.
+* `ranking_by_run` pools the rungs from `min_rung` on without treating a run's checkpoints as independent: each
+  training run's mean QiD per cell over those checkpoints, then the paired difference from the best cell with a
+  t interval over runs (sizes × training seeds).
 * `per_format_laws` fits QiD = k · D^β / N^α per cell (`ouyang_per_bit`), each residual divided by that total
   standard error, bootstrapping whole training runs.
 * `effective_bits` fits the unified law QiD = k · D^β / (N^α · P^γ) with P = bits per weight on the integer RTN rows
@@ -90,6 +93,28 @@ def ranking_by_rung(table: pd.DataFrame, bits: int = 4, confidence: float = 0.95
             out.append({"rung": rung, "rank": rank, "cell": cell, "checkpoints": len(wide),
                         "bits_per_weight": float(group.loc[group["cell"] == cell, "bits_per_weight"].mean()),
                         "mean_qid": float(mean), "minus_best": difference, "low": low, "high": high})
+    return pd.DataFrame(out)
+
+
+def ranking_by_run(table: pd.DataFrame, bits: int = 4, min_rung: float = 20, confidence: float = 0.95) -> pd.DataFrame:
+    """Per cell at `bits`, over the checkpoints with rung ≥ `min_rung`: runs, mean bits per weight, mean QiD, and
+    the paired difference from the best cell (lowest mean) with a t interval over training runs, each run first
+    averaged over its checkpoints (the checkpoints of one run are not independent); `rank` 1 = least loss. Only
+    checkpoints measured at every cell count."""
+    rows = label_cells(table[(table["bits"] == bits) & (table["rung"] >= min_rung)])
+    wide = rows.pivot_table(index=["run", "step"], columns="cell", values="qid").dropna(axis=0)
+    if wide.empty:
+        return pd.DataFrame(columns=["rank", "cell", "runs", "checkpoints", "bits_per_weight", "mean_qid",
+                                     "minus_best", "low", "high"])
+    per_run = wide.groupby(level="run").mean()
+    means = per_run.mean().sort_values()
+    best = means.index[0]
+    out = []
+    for rank, (cell, mean) in enumerate(means.items(), start=1):
+        difference, low, high = t_interval((per_run[cell] - per_run[best]).to_numpy(), confidence)
+        out.append({"rank": rank, "cell": cell, "runs": len(per_run), "checkpoints": len(wide),
+                    "bits_per_weight": float(rows.loc[rows["cell"] == cell, "bits_per_weight"].mean()),
+                    "mean_qid": float(mean), "minus_best": difference, "low": low, "high": high})
     return pd.DataFrame(out)
 
 
