@@ -77,8 +77,6 @@ def test_declaration_matches_the_parameters_cell_and_accepts_its_defaults(chapte
     import jupytext
 
     source = REPO_ROOT / "notebooks" / f"{chapter}.py"
-    if not source.is_file():  # a draft chapter, kept out of the book (notebooks/drafts/README.md)
-        source = REPO_ROOT / "notebooks" / "drafts" / f"{chapter}.py"
     declared = [parameter.name for parameter in CHAPTER_PARAMETERS[chapter]]
     assert declared == chapter_parameters(source), f"{chapter}: declaration and parameters cell differ"
     cell = next(cell for cell in jupytext.read(source).cells if "parameters" in cell.metadata.get("tags", []))
@@ -124,8 +122,7 @@ def test_a_bad_papermill_parameter_stops_the_chapter_with_its_name(tmp_path):
 
 def test_every_declared_chapter_exists():
     stems = {source.stem for source in chapter_sources()}
-    drafts = {source.stem for source in (REPO_ROOT / "notebooks" / "drafts").glob("[0-9][0-9]_*.py")}
-    assert set(CHAPTER_PARAMETERS) <= stems | drafts
+    assert set(CHAPTER_PARAMETERS) <= stems
 
 
 @pytest.mark.slow

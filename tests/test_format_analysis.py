@@ -85,3 +85,9 @@ def test_error_model_gives_each_cell_its_own_training_seed_variance(table):
     groups = summary["training"]
     assert set(groups["method"]) >= {"MXFP4", "NVFP4", "INT4 RTN g32"}  # one group per cell, not per method
     assert set(with_errors["method"]) == set(table["method"])
+
+
+def test_pooled_ranking_at_equal_storage_leaves_out_the_costlier_cells(table):
+    pooled = format_analysis.ranking_by_run(table, bits=4, min_rung=20, max_bits_per_weight=4.5)
+    assert set(pooled["cell"]) == {"INT4 RTN per channel", "FP4 (E2M1) per channel", "FP4 (E2M1) g32", "MXFP4", "NVFP4"}
+    assert pooled.iloc[0]["cell"] in ("FP4 (E2M1) g32", "NVFP4")  # the two 4.5-bit cells (equal truth)

@@ -21,7 +21,8 @@ Glued names read (chapter: names):
     with _interval, schedule_families, schedule_verdict
   07_training_precision: qat_runs_measured, qat_gamma_w_profile_region, qat_gamma_w_profile_low_open,
     qat_gamma_w_profile_covers_kumar
-  08_float_formats: formats_preset, formats_checkpoints, formats_min_rung, formats_pooled_{best,runs,runner_up},
+  08_float_formats: formats_preset, formats_checkpoints, formats_min_rung, formats_equal_storage_bits,
+    formats_pooled_{best,runs,runner_up},
     formats_pooled_excess with _interval, formats_pooled_separated
 """
 
@@ -233,7 +234,8 @@ def _formats(get) -> str:
     separated = get(chapter, "formats_pooled_separated")
     return (f"At about 4 bits per weight, scales included, on {get(chapter, 'formats_checkpoints')} checkpoints of the "
             f"`{get(chapter, 'formats_preset')}` suite, pooled from D/N {get(chapter, 'formats_min_rung')} on "
-            f"({get(chapter, 'formats_pooled_runs')} training runs), the cell that loses least is "
+            f"({get(chapter, 'formats_pooled_runs')} training runs) among the cells that store at most "
+            f"{get(chapter, 'formats_equal_storage_bits')} bits per weight, the cell that loses least is "
             f"{get(chapter, 'formats_pooled_best')}; the runner-up, {get(chapter, 'formats_pooled_runner_up')}, loses "
             f"{get(chapter, 'formats_pooled_excess'):+.2g} nats/token more (95 % interval [{low:+.2g}, {high:+.2g}]: "
             f"{'resolved' if separated else 'not resolved'}).")

@@ -96,12 +96,17 @@ def ranking_by_rung(table: pd.DataFrame, bits: int = 4, confidence: float = 0.95
     return pd.DataFrame(out)
 
 
-def ranking_by_run(table: pd.DataFrame, bits: int = 4, min_rung: float = 20, confidence: float = 0.95) -> pd.DataFrame:
+def ranking_by_run(table: pd.DataFrame, bits: int = 4, min_rung: float = 20, confidence: float = 0.95,
+                   max_bits_per_weight: float | None = None) -> pd.DataFrame:
     """Per cell at `bits`, over the checkpoints with rung ≥ `min_rung`: runs, mean bits per weight, mean QiD, and
     the paired difference from the best cell (lowest mean) with a t interval over training runs, each run first
     averaged over its checkpoints (the checkpoints of one run are not independent); `rank` 1 = least loss. Only
-    checkpoints measured at every cell count."""
+    checkpoints measured at every cell count. `max_bits_per_weight`: only cells whose mean storage is at most that
+    (a comparison at equal storage)."""
     rows = label_cells(table[(table["bits"] == bits) & (table["rung"] >= min_rung)])
+    if max_bits_per_weight is not None:
+        storage = rows.groupby("cell")["bits_per_weight"].mean()
+        rows = rows[rows["cell"].isin(storage[storage <= max_bits_per_weight + 1e-9].index)]
     wide = rows.pivot_table(index=["run", "step"], columns="cell", values="qid").dropna(axis=0)
     if wide.empty:
         return pd.DataFrame(columns=["rank", "cell", "runs", "checkpoints", "bits_per_weight", "mean_qid",

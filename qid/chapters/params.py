@@ -221,6 +221,7 @@ CHAPTER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("SUITE_DIR", str, "folder of the suite tables"),
         Parameter("CONFIDENCE", float, "fraction", minimum=0.5, maximum=1, below_maximum=True),
         Parameter("MIN_RUNG", float, "D/N from which rungs are pooled", minimum=0),
+        Parameter("EQUAL_STORAGE_BITS", float, "bits per weight", minimum=4, above_minimum=True),
         Parameter("BOOTSTRAP_SAMPLES", int, "replicates", minimum=10),
         Parameter("SEED", int, "seed", minimum=0),
         Parameter("LIVE_METHODS", list, "quantizers of the practitioner's qid measure", item=str,

@@ -141,6 +141,8 @@ def ensure_formats_table(preset: str, suite_dir, work_dir) -> Path:
                                 f"--output-dir {suite_dir}` (after `qid train-suite --preset {preset}`)")
     from qid.suite import run as suite_run
 
-    runs = Path(work_dir) / "runs"
+    # absolute: the checkpoints table keys folders relative to the repository, and a chapter may run elsewhere (a
+    # copy of the book, papermill's working directory), where a relative runs folder would name another place
+    runs = Path(work_dir).resolve() / "runs"
     suite_run.train_suite(preset, runs, progress=False, log=lambda message: None, stage="all")
     return measure_formats(preset, runs, built.parent, progress=False, log=lambda message: None)

@@ -44,7 +44,9 @@ def checkpoint_phase(metadata: dict) -> str:
 
 
 def _relative(path: Path) -> str:
-    path = Path(path)
+    """Relative to the repository when inside it, else absolute: never relative to the working directory, which
+    `checkpoint_path` would resolve against the repository (a chapter executed in a copy of the book)."""
+    path = Path(path).resolve()
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
