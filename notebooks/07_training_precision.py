@@ -105,13 +105,14 @@ display(analysis.design_table(grid).style.hide(axis="index"))
 missing = provenance["not_run"]
 display(Markdown(
     f"**{measured} of {planned} planned runs** were trained and measured "
-    f"({provenance['train_wall_seconds'] / 60:.0f} minutes of training wall time summed over runs, at ~1–3 % of a core "
-    f"each; {provenance['planned_core_seconds'] / 60:.1f} core-minutes planned for the whole design from measured "
-    f"single-thread throughput). Sizes {', '.join(design['sizes'])}; "
+    f"({provenance['train_wall_seconds'] / 60:.0f} minutes of training wall time summed over runs, on a machine shared "
+    f"with other training; {provenance['planned_core_seconds'] / 60:.1f} core-minutes planned for the whole design "
+    f"from measured single-thread throughput). Sizes {', '.join(design['sizes'])}; "
     f"budgets D/N = {', '.join(str(r) for r in design['rungs'])}; P_w ∈ {{{', '.join(map(str, design['weight_bits']))}}}; "
     f"P_a, P_kv ∈ {{{', '.join(map(str, design['activation_kv_bits']))}}} at {design['activation_kv_at'][0]}, "
-    f"D/N {design['activation_kv_at'][1]}. Code at commit(s) {', '.join(provenance['commits'])}, corpus "
-    f"{', '.join(provenance['corpus'])}, on {', '.join(provenance['machines'])}."
+    f"D/N {design['activation_kv_at'][1]}. Code at commit(s) {', '.join(provenance['commits'])}; corpus: issue 19's "
+    f"10-source edition, committed as `data/corpus_v2` (fingerprint {', '.join(provenance['corpus'])}); on "
+    f"{', '.join(provenance['machines'])}."
     + (f"\n\n**Not run**: {len(missing)} runs (the CPU was shared with the suite's training, which had priority; the "
        f"grid ran at nice 10, in phases, and is resumable: `python -m qid.suite.qat_grid run` finishes it):"
        if missing else "")))
@@ -135,7 +136,7 @@ spread_missing = len(analysis.seed_spread(grid)) < 2
 fit, fixed = analysis.fit_precision_law(grid, bootstrap=BOOTSTRAP_SAMPLES, seed=SEED, starts=FIT_STARTS,
                                         confidence=CONFIDENCE)
 rungs = sorted(weights["rung"].unique())
-fig, axes = subplots(len(rungs), 1, figsize=(5, 3.0 * len(rungs)), squeeze=False)  # own y range per budget
+fig, axes = subplots(len(rungs), 1, figsize=(5, 3.0 * len(rungs) + 0.6), squeeze=False)  # own y range per budget
 colors = dict(zip(sorted(weights["N"].unique()), ["#2980b9", "#e67e22", "#27ae60", "#8e44ad"]))
 fine = np.linspace(3, 16, 200)
 for ax, rung in zip(axes[:, 0], rungs):
@@ -152,7 +153,8 @@ for ax, rung in zip(axes[:, 0], rungs):
     ax.set_title(f"D/N = {rung:g}", fontsize=10)
 for ax in axes[:, 0]:
     ax.set_ylabel("held-out loss (nats/token)")
-legend = axes[-1][0].legend(loc="best")  # assigned: no repr under the figure
+handles, labels = axes[-1][0].get_legend_handles_labels()
+legend = fig.legend(handles, labels, loc="outside lower center", ncol=2)  # below the panels: no point hidden
 
 # %% tags=["hide-input"]
 contrasts = []
