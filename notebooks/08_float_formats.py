@@ -78,7 +78,7 @@ PRESET = "cpu"  # suite preset with data/suite/<preset>_formats.csv, or "tiny" (
 SUITE_DIR = "data/suite"  # folder of the committed suite tables
 CONFIDENCE = 0.95  # level of every interval (fraction)
 MIN_RUNG = 20  # D/N from which the rungs are pooled into one comparison per training run
-EQUAL_STORAGE_BITS = 4.5  # bits per weight (scales included) a cell may store in the equal-storage comparison
+EQUAL_STORAGE_BITS = 4.52  # bits per weight a cell may store (scales included) at equal storage: NVFP4's 4.5 + its tensor scale
 BOOTSTRAP_SAMPLES = 200  # bootstrap replicates (whole training runs resampled) of the per-format fits
 SEED = 0  # seed of the bootstraps
 LIVE_METHODS = ["mxfp4", "nvfp4", "fp4", "fp8", "rtn"]  # the practitioner's `qid measure --methods`; [] skips it
@@ -159,13 +159,19 @@ display(storage[["bits", "cell", "bits per weight (range over sizes)", "rows"]].
 # At each rung of the ladder the 4-bit cells are compared on the same checkpoints (every size, design and training
 # seed at that rung). The table gives each cell's mean QiD and how much more it loses than the rung's best cell,
 # with a t interval over the checkpoints of the paired differences: the spread across checkpoints is the noise of
-# this comparison.
+# this comparison. Entries are in thousandths of a nat per token (10⁻³ nats/token).
 
 # %% tags=["remove-input"]
+def milli(value, low, high):
+    """'+2.46 [-0.31, +0.80]' in 10⁻³ nats/token; the interval left out where one checkpoint gives none."""
+    interval = f" [{low * 1e3:+.2f}, {high * 1e3:+.2f}]" if np.isfinite(low) and np.isfinite(high) else " (one checkpoint)"
+    return f"{value * 1e3:+.2f}{interval}"
+
+
 ranking = format_analysis.ranking_by_rung(formats, bits=4, confidence=CONFIDENCE)
 best = format_analysis.winners(ranking)
 shown = ranking.assign(**{"excess over best [interval]": [
-    "best" if rank == 1 else f"{d:+.2e} {interval_text(lo, hi)}"
+    "best" if rank == 1 else milli(d, lo, hi)
     for rank, d, lo, hi in zip(ranking["rank"], ranking["minus_best"], ranking["low"], ranking["high"])]})
 display(shown.pivot_table(index="cell", columns="rung", values="excess over best [interval]", aggfunc="first")
         .rename(columns=lambda r: f"D/N {r:g}").rename_axis(None, axis=1))
@@ -191,7 +197,7 @@ display(Markdown(f"With {CONFIDENCE:.0%} intervals over {best['checkpoints'].min
 # are not independent (same weights, a few hundred steps apart), so each run's QiD per cell is first averaged over
 # its checkpoints; the intervals are t intervals over runs (sizes × training seeds) of the paired differences.
 # First at equal storage: only the cells that store at most `EQUAL_STORAGE_BITS` bits per weight, scales included
-# (NVFP4's 4.5); then every 4-bit cell, whatever it stores (integer g32 pays 0.625 bits per weight for its scales
+# (NVFP4's 4.5 plus its per-tensor scale, 4.503–4.510 on these small tensors); then every 4-bit cell, whatever it stores (integer g32 pays 0.625 bits per weight for its scales
 # and zeros).
 
 # %% tags=["remove-input"]
@@ -205,12 +211,13 @@ def show_pooled(pooled, title):
         display(Markdown(f"{title}: fewer than two cells measured at every checkpoint from D/N {MIN_RUNG:g} on."))
         return None
     display(pooled.assign(**{
-        "excess over best [interval]": ["best" if rank == 1 else f"{d:+.2e} {interval_text(lo, hi)}"
+        "excess over best, 10⁻³ nats [interval]": ["best" if rank == 1 else milli(d, lo, hi)
                                         for rank, d, lo, hi in zip(pooled["rank"], pooled["minus_best"], pooled["low"],
                                                                    pooled["high"])],
-        "mean QiD": [f"{q:.2e}" for q in pooled["mean_qid"]]})
-        [["rank", "cell", "bits_per_weight", "mean QiD", "excess over best [interval]"]]
-        .round({"bits_per_weight": 3}).style.hide(axis="index"))
+        "mean QiD": [f"{q:.2e}" for q in pooled["mean_qid"]],
+        "bits per weight": [f"{b:.3f}" for b in pooled["bits_per_weight"]]})
+        [["rank", "cell", "bits per weight", "mean QiD", "excess over best, 10⁻³ nats [interval]"]]
+        .style.hide(axis="index"))
     first, second = pooled.iloc[0], pooled.iloc[1]
     resolved = bool(second["low"] > 0)
     display(Markdown(
