@@ -238,38 +238,12 @@ OUYANG_SEPARATE_EXPONENTS = {
     "ouyang_separate_P": {"gamma": 5.4812},
 }
 
-register_law(
-    Law(
-        name="ouyang_separate_D",
-        function=ouyang_separate_D,
-        response="qid",
-        formula="QiD = k * D^beta   (D alone)",
-        latex=r"\mathrm{QiD}(D) = k\,D^{\beta}",
-        source="ouyang2024lowbit",
-        bounds={"k": (0, None), "beta": (-3, 3)},
-    )
+# (function, plain formula, LaTeX, exponent bound) of each one-variable law
+_SEPARATE_LAWS = (
+    (ouyang_separate_D, "QiD = k * D^beta   (D alone)", r"\mathrm{QiD}(D) = k\,D^{\beta}", ("beta", 3)),
+    (ouyang_separate_N, "QiD = k * N^(-alpha)   (N alone)", r"\mathrm{QiD}(N) = k\,N^{-\alpha}", ("alpha", 3)),
+    (ouyang_separate_P, "QiD = k * P^(-gamma)   (P alone)", r"\mathrm{QiD}(P) = k\,P^{-\gamma}", ("gamma", 20)),
 )
-
-register_law(
-    Law(
-        name="ouyang_separate_N",
-        function=ouyang_separate_N,
-        response="qid",
-        formula="QiD = k * N^(-alpha)   (N alone)",
-        latex=r"\mathrm{QiD}(N) = k\,N^{-\alpha}",
-        source="ouyang2024lowbit",
-        bounds={"k": (0, None), "alpha": (-3, 3)},
-    )
-)
-
-register_law(
-    Law(
-        name="ouyang_separate_P",
-        function=ouyang_separate_P,
-        response="qid",
-        formula="QiD = k * P^(-gamma)   (P alone)",
-        latex=r"\mathrm{QiD}(P) = k\,P^{-\gamma}",
-        source="ouyang2024lowbit",
-        bounds={"k": (0, None), "gamma": (-20, 20)},
-    )
-)
+for function, formula, latex, (exponent, bound) in _SEPARATE_LAWS:
+    register_law(Law(name=function.__name__, function=function, response="qid", formula=formula, latex=latex,
+                     source="ouyang2024lowbit", bounds={"k": (0, None), exponent: (-bound, bound)}))
