@@ -315,8 +315,10 @@ glue("formats_laws_identified", identified, display=False)
 published = get_law("ouyang_unified").parameter_sets["published"].values
 training_groups = error_summary["training"]
 seed_pairs_text = (
-    f"The training-seed component rests on {int(training_groups['pairs'].min())}–{int(training_groups['pairs'].max())} "
-    f"seed pairs per cell, and is up to {float(np.sqrt(four['var_training'] / four['var_window']).max()):.1f}× "
+    f"The training-seed component rests on "
+    + (f"{int(training_groups['pairs'].min())}" if training_groups["pairs"].nunique() == 1 else
+       f"{int(training_groups['pairs'].min())}–{int(training_groups['pairs'].max())}")
+    + f" seed pairs per cell, and is up to {float(np.sqrt(four['var_training'] / four['var_window']).max()):.1f}× "
     "the window error." if len(training_groups) else
     "No checkpoint was measured with both training seeds: the training-seed component is missing from these errors.")
 display(Markdown(
@@ -352,8 +354,9 @@ effective_shown = effective.assign(**{
     "P_eff [interval]": [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in
                          zip(effective["effective_bits"], effective["bits_low"], effective["bits_high"])],
     "covered": (effective["ratio_low"] <= 1) & (effective["ratio_high"] >= 1)})
-display(effective_shown[["cell", "bits_per_weight", "measured / integer law [interval]", "P_eff [interval]", "covered", "rows"]]
-        .round({"bits_per_weight": 3}).style.hide(axis="index"))
+display(effective_shown.assign(**{"bits per weight": [f"{b:.3f}" for b in effective_shown["bits_per_weight"]]})
+        [["cell", "bits per weight", "measured / integer law [interval]", "P_eff [interval]", "covered", "rows"]]
+        .style.hide(axis="index"))
 covered = int(effective_shown["covered"].sum())
 glue("formats_covered", covered, display=False)
 glue("formats_covered_of", int(len(effective_shown)), display=False)
@@ -370,7 +373,7 @@ glue("formats_covered_of", int(len(effective_shown)), display=False)
 # %% tags=["remove-input"]
 splits = pd.concat([split_ranking(bits).assign(bits=bits) for bits in (4, 8)])
 display(splits[["bits", "format", "exponent_bits", "mantissa_bits", "relative_penalty"]]
-        .round({"relative_penalty": 2}).style.hide(axis="index"))
+        .style.hide(axis="index").format({"relative_penalty": "{:.2f}"}))
 sun = get_law("sun_fp_training").parameter_sets["published"].values
 # the block length each E2M1 cell's scale covers: the format's block, or (per channel) the row length implied by
 # its storage (4 + 16/row bits per weight): the parameter-weighted harmonic mean of the rows
@@ -380,14 +383,14 @@ if len(per_channel):
     block["FP4 (E2M1) per channel"] = float(16 / (per_channel.mean() - 4))
 sun_rank = pd.DataFrame({"cell": list(block), "block B": list(block.values())})
 sun_rank["Sun et al. penalty (relative to NVFP4)"] = np.log2(sun_rank["block B"]) / np.log2(16)
-# our ranking: the pooled one (one value per run from MIN_RUNG on) where it exists, else the top rung's
-pooled_measure = not pooled.empty
-measured_rank = (pooled.set_index("cell")["mean_qid"] if pooled_measure else
+# our ranking: the pooled one over every cell (one value per run from MIN_RUNG on) where it exists, else the top rung's
+pooled_measure = not pooled_all.empty
+measured_rank = (pooled_all.set_index("cell")["mean_qid"] if pooled_measure else
                  ranking[ranking["rung"] == ranking["rung"].max()].set_index("cell")["mean_qid"])
 where = f"from D/N {MIN_RUNG:g} on" if pooled_measure else "at the top rung"
 measured_column = f"measured mean QiD {where}"
 sun_rank[measured_column] = sun_rank["cell"].map(measured_rank)
-display(sun_rank.sort_values("block B").round(3).style.hide(axis="index"))
+display(sun_rank.sort_values("block B").style.hide(axis="index").format(precision=3, na_rep="–"))
 preferred4 = split_ranking(4).iloc[0]["format"]
 glue("formats_sun_preferred_4", preferred4, display=False)
 sun_order = list(sun_rank.sort_values("block B")["cell"])
