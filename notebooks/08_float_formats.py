@@ -49,6 +49,8 @@
 # ## Imports
 
 # %% tags=["hide-input"]
+import contextlib
+import io
 import shlex
 import warnings
 from pathlib import Path
@@ -61,6 +63,7 @@ from myst_nb import glue
 from qid import cli
 from qid.chapters import format_analysis
 from qid.chapters.plots import subplots
+from qid.chapters.quiet import quiet_libraries
 from qid.laws.fpsplit import split_ranking
 from qid.laws.registry import get_law
 from qid.measure import sweep
@@ -69,6 +72,7 @@ from qid.suite import run as suite_run
 from qid.suite import tables as suite_tables
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without widgets
+quiet_libraries()  # torchao's notes about CUDA kernels a CPU build lacks, progress bars
 
 # %% [markdown]
 # ## Parameters
@@ -424,11 +428,18 @@ if LIVE_METHODS:
                  "--group-size", "32", "--eval-tokens", str(LIVE_EVAL_TOKENS), "--device", "cpu", "--no-progress",
                  "--output", str(live_output)]
     print("$ qid " + " ".join(shlex.quote(a) for a in arguments))
-    status = cli.main(arguments)
-    assert status == 0, f"qid measure exited {status}"
-    live = sweep.load_results(live_output)
-    display(live[["method", "bits", "group_size", "bits_per_weight", "loss_16", "qid", "qid_se", "kl", "top1_agree"]]
-            .sort_values(["bits", "qid"]).round(5).style.hide(axis="index"))
+    log = io.StringIO()
+    with contextlib.redirect_stderr(log):  # its log names this machine's scratch folders: only the skips are shown
+        status = cli.main(arguments)
+    assert status == 0, f"qid measure exited {status}:\n{log.getvalue()}"
+    print("\n".join(line for line in log.getvalue().splitlines() if line.startswith("skipped")))
+    live = sweep.load_results(live_output).sort_values(["bits", "qid"])
+    display(live.assign(**{"bits/weight": live["bits_per_weight"].map("{:.3f}".format),
+                           "16-bit loss": live["loss_16"].map("{:.4f}".format),
+                           "QiD ± SE": [f"{q:+.1e} ± {s:.1e}" for q, s in zip(live["qid"], live["qid_se"])],
+                           "KL": live["kl"].map("{:.1e}".format), "top-1": live["top1_agree"].map("{:.3f}".format)})
+            [["method", "bits", "group_size", "bits/weight", "16-bit loss", "QiD ± SE", "KL", "top-1"]]
+            .style.hide(axis="index"))
 
 # %% [markdown]
 # Each row is one cell: the 16-bit loss and the quantized model's QiD with its standard error over the evaluation
