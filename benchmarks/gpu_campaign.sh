@@ -32,8 +32,10 @@ python=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 
 case "$mode" in
-  run)     preset=gpu;  device=cuda; bench_flags=(--device cuda) ;;
-  dry-run) preset=tiny; device=cpu;  bench_flags=(--device cpu --quick) ;;
+  run)     preset=gpu;  device=cuda; bench_flags=(--device cuda); cpu_flags=() ;;
+  # one torch thread on the CPU: on a shared 2-core machine two multi-threaded runs oversubscribe the cores and a
+  # minute of training took over 8 (measured beside a second test suite)
+  dry-run) preset=tiny; device=cpu;  bench_flags=(--device cpu --quick); cpu_flags=(--threads 1) ;;
   start)
     mkdir -p "$out" "$work"
     setsid nohup bash "$0" run "$out" >"$work/campaign.log" 2>&1 < /dev/null &
@@ -83,12 +85,12 @@ if [ "$mode" = dry-run ]; then caps=(300 900 900 300); else caps=(110 200 480 40
 stage "1/4 speed ($device)" "${caps[0]}" \
   "$python" benchmarks/bench_measure.py "${bench_flags[@]}" --parts throughput --output-dir "$work/out"
 stage "2/4 train the $preset suite ($device)" "${caps[1]}" \
-  "$python" -m qid train-suite --preset "$preset" --device "$device" --runs-dir "$work/runs" --no-progress
+  "$python" -m qid train-suite --preset "$preset" --device "$device" "${cpu_flags[@]}" --runs-dir "$work/runs" --no-progress
 # measurement leaves 40 s for the tables
 measure_cap=$(( $(left) - 40 ))
 (( measure_cap > caps[2] )) && measure_cap=${caps[2]}
 stage "3/4 measure QiD ($device)" "$measure_cap" \
-  "$python" -m qid measure-suite --preset "$preset" --device "$device" --runs-dir "$work/runs" --shard 1/1 --no-progress
+  "$python" -m qid measure-suite --preset "$preset" --device "$device" "${cpu_flags[@]}" --runs-dir "$work/runs" --shard 1/1 --no-progress
 stage "4/4 tables" "${caps[3]}" \
   "$python" -m qid measure-suite --preset "$preset" --runs-dir "$work/runs" --tables --output-dir "$work/tables"
 if compgen -G "$work/tables/*" > /dev/null; then
