@@ -126,3 +126,17 @@ def test_tiny_suite_end_to_end_with_measurement(tmp_path):
         assert len(suite_tables.load_suite_table("qid", "tiny", tmp_path / "tables")) == before
     finally:
         suite.PRESETS["tiny"] = monkey
+
+
+def test_checkpoint_keys_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    """A runs folder named relative to a working directory outside the repository (a chapter executed in a copy
+    of the book) is keyed by its absolute path, which `checkpoint_path` then finds."""
+    from pathlib import Path
+
+    from qid.suite import tables
+
+    folder = tmp_path / "runs" / "tiny" / "step-000001"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    key = tables._relative(Path("runs/tiny/step-000001"))
+    assert Path(tables.checkpoint_path(key)) == folder.resolve()

@@ -66,6 +66,13 @@ def with_error_model(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return with_errors.assign(method=rows["method"].to_numpy()), summary
 
 
+def _labelled_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(the table with its cell labels, the error column a fit divides by): `qid_se_total` where the error model
+    was added (`with_error_model`), else the window errors `qid_se`."""
+    rows = label_cells(table) if "cell" not in table.columns else table
+    return rows, ("qid_se_total" if "qid_se_total" in rows.columns else "qid_se")
+
+
 def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
     """(mean, low, high) of the mean with a t interval on n − 1 degrees of freedom; NaN bounds when n < 2."""
     values = np.asarray(values, dtype=float)
@@ -142,8 +149,7 @@ def per_format_laws(table: pd.DataFrame, cells, bootstrap: int, seed: int, confi
     """QiD = k · D^β / N^α fitted per cell (linear space, residuals over the error model's total standard error
     `qid_se_total` where the table has it, else the window errors; runs bootstrapped): one row per cell and
     parameter with value and interval; cells with too few rows are listed with NaN."""
-    rows = label_cells(table) if "cell" not in table.columns else table
-    errors = "qid_se_total" if "qid_se_total" in rows.columns else "qid_se"
+    rows, errors = _labelled_rows(table)
     out = []
     for cell in cells:
         group = rows[rows["cell"] == cell].reset_index(drop=True)
@@ -169,9 +175,8 @@ def effective_bits(table: pd.DataFrame, bootstrap: int, seed: int, confidence: f
     The intervals carry both uncertainties: replicate i pairs the integer law's i-th bootstrap fit (training runs
     resampled) with the cell's rows resampled by training run independently. Resampling the two independently
     ignores that a run's integer and floating-point QiD move together, which widens the interval (conservative)."""
-    rows = label_cells(table) if "cell" not in table.columns else table
+    rows, errors = _labelled_rows(table)
     rows = rows.assign(P=rows["bits_per_weight"])
-    errors = "qid_se_total" if "qid_se_total" in rows.columns else "qid_se"
     integer = rows[rows["method"] == "rtn"].reset_index(drop=True)
     if integer["N"].nunique() < 2 or integer["D"].nunique() < 2 or len(integer) < MIN_ROWS_PER_FIT + 1:
         return None, pd.DataFrame(columns=["cell", "rows", "bits_per_weight", "ratio", "ratio_low", "ratio_high",

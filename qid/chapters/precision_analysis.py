@@ -90,11 +90,16 @@ def fit_precision_law(grid: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, 
             fixed[name] = (KUMAR_PRECISION_GAMMAS[name], f"{column} was not varied")
     if grid["P_w"].nunique() < 2:
         raise DataError(f"the grid has one weight precision only ({grid['P_w'].iloc[0]}): gamma_w cannot be fitted")
-    table = grid.assign(run_label=grid["run"])
-    result = fit_law(LAW, table, space="linear", errors="loss_se", extra_scatter=True, starts=starts, seed=seed,
-                     fixed={name: value for name, (value, _) in fixed.items()}, bootstrap=bootstrap,
-                     confidence=confidence, allow_failure=True)
+    result = _fit(grid, {name: value for name, (value, _) in fixed.items()}, starts=starts, seed=seed,
+                  bootstrap=bootstrap, confidence=confidence)
     return result, fixed
+
+
+def _fit(grid: pd.DataFrame, fixed_values: dict, **options):
+    """The effective-parameter law on every run: residuals over each run's window error, a fitted relative scatter,
+    `fixed_values` held (the one model both the fit and its profile use)."""
+    return fit_law(LAW, grid.assign(run_label=grid["run"]), space="linear", errors="loss_se", extra_scatter=True,
+                   fixed=fixed_values, allow_failure=True, **options)
 
 
 PROFILE_GAMMAS = tuple(float(v) for v in np.geomspace(0.05, 50, 25))  # the γ bounds of the law, log-spaced
@@ -111,12 +116,10 @@ def profile_gamma(grid: pd.DataFrame, fixed: dict, name: str = "gamma_w", values
     """
     from scipy.stats import chi2
 
-    table = grid.assign(run_label=grid["run"])
     base = {key: value for key, (value, _) in fixed.items()}
     rows = []
     for value in values:
-        result = fit_law(LAW, table, space="linear", errors="loss_se", extra_scatter=True, starts=starts, seed=seed,
-                         fixed={**base, name: float(value)}, allow_failure=True)
+        result = _fit(grid, {**base, name: float(value)}, starts=starts, seed=seed)
         rows.append({"value": float(value), "log_likelihood": float(result.log_likelihood)})
     profile = pd.DataFrame(rows)
     profile["deviance"] = 2 * (profile["log_likelihood"].max() - profile["log_likelihood"])

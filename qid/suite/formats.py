@@ -52,13 +52,11 @@ def formats_provenance_path(preset: str, output_dir=suite.SUITE_DATA_DIR) -> Pat
     return Path(output_dir) / f"{preset}_formats_provenance.json"
 
 
-def formats_provenance(preset: str, sweep_csv, table) -> dict:
-    """Where the tidy table's rows came from, read off the raw rows: commits, package versions, devices and
-    threads, the first and last finished cell, and what the table holds."""
+def formats_provenance(preset: str, raw, table) -> dict:
+    """Where the tidy table's rows came from, read off the raw sweep rows (`raw`, as `load_results` gives them):
+    commits, package versions, devices and threads, the first and last finished cell, and what the table holds."""
     from qid.common.provenance import machine_description, utc_now
-    from qid.measure.sweep import load_results
 
-    raw = load_results(sweep_csv)
     return {
         "what": f"preset {preset}'s ladder at floating-point formats beside integer 4-bit (qid.suite.formats)",
         "command": f"qid measure-suite --preset {preset} --formats",
@@ -89,11 +87,10 @@ def measurement_order(checkpoints):
     return order.drop(columns="_later").reset_index(drop=True)
 
 
-def tidy_formats(sweep_csv, checkpoints):
-    """The raw rows joined with the checkpoints table into `FORMATS_COLUMNS`, sorted."""
-    from qid.measure.sweep import load_results
-
-    raw = load_results(sweep_csv).copy()
+def tidy_formats(raw, checkpoints):
+    """The raw sweep rows (`load_results` of the sweep table) joined with the checkpoints table into
+    `FORMATS_COLUMNS`, sorted."""
+    raw = raw.copy()
     raw["_key"] = raw["checkpoint"].map(checkpoint_path)
     metadata = checkpoints.assign(_key=checkpoints["checkpoint"].map(checkpoint_path))
     metadata = metadata.drop(columns=[c for c in metadata.columns if c in raw.columns and c not in ("_key", "N", "step")])
@@ -106,7 +103,7 @@ def measure_formats(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output
                     device: str = "cpu", progress: bool = True, limit: int | None = None, log=print) -> Path:
     """Measure the format cells on every ladder checkpoint of `preset` (resumable); write the tidy table after each
     checkpoint; return its path. `limit`: stop after that many checkpoints (the rest stay for a later call)."""
-    from qid.measure.sweep import run_sweep
+    from qid.measure.sweep import load_results, run_sweep
 
     checkpoints = measured_checkpoints(collect_checkpoints(preset, runs_dir))
     ordered = measurement_order(checkpoints)
@@ -119,10 +116,11 @@ def measure_formats(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output
         written = 0
         for spec in formats_specs(preset, [checkpoint_path(checkpoint)], device):
             written += run_sweep(spec, raw, progress=progress)["written"]
-        tidy = tidy_formats(raw, checkpoints)
+        raw_rows = load_results(raw)  # once per checkpoint: the tidy table and its provenance both read it
+        tidy = tidy_formats(raw_rows, checkpoints)
         atomic_write_csv(table, tidy)
         atomic_write_text(formats_provenance_path(preset, output_dir),
-                          json.dumps(formats_provenance(preset, raw, tidy), indent=1) + "\n")
+                          json.dumps(formats_provenance(preset, raw_rows, tidy), indent=1) + "\n")
         log(f"formats: {position}/{len(ordered)} {checkpoint}: {written} new row(s); table {table}")
     return table
 
@@ -141,8 +139,6 @@ def ensure_formats_table(preset: str, suite_dir, work_dir) -> Path:
                                 f"--output-dir {suite_dir}` (after `qid train-suite --preset {preset}`)")
     from qid.suite import run as suite_run
 
-    # absolute: the checkpoints table keys folders relative to the repository, and a chapter may run elsewhere (a
-    # copy of the book, papermill's working directory), where a relative runs folder would name another place
-    runs = Path(work_dir).resolve() / "runs"
+    runs = Path(work_dir) / "runs"
     suite_run.train_suite(preset, runs, progress=False, log=lambda message: None, stage="all")
     return measure_formats(preset, runs, built.parent, progress=False, log=lambda message: None)

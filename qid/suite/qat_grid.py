@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qid.common.paths import DATA_DIR
+from qid.common.corpus_files import CORPUS_V2_DIR
 from qid.suite import qat
 from qid.suite.models import mini_shape
 
@@ -58,7 +58,7 @@ RESULT_FILE = "result.json"
 # The corpus: issue 19's 10-source edition, committed as data/corpus_v2 (the book's main suite keeps data/corpus).
 # The grid itself ran in a checkout with those files copied over data/corpus and data/tokenizer (hence "+dirty"
 # commits); the fingerprints in the table equal data/corpus_v2's (tests/test_qat_grid.py checks it).
-CORPUS_DIR = DATA_DIR / "corpus_v2"
+CORPUS_DIR = CORPUS_V2_DIR
 CORPUS_SOURCE = ("data/corpus_v2 (issue 19's 10-source corpus, 19.2M training tokens, with its tokenizer); "
                  "fingerprint = SHA-256 prefixes of train.jsonl.gz and tokenizer.json")
 # Measured single-thread training throughput of the family at batch 32 on an idle 2-core machine (tokens/s, issue 19's
