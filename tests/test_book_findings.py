@@ -146,3 +146,19 @@ def test_answer_opens_the_findings_page(tmp_path):
 
     page = findings_markdown(ANSWER, [], None)
     assert page.index("## The answer, and how far to trust it") < page.index("## What the book found")
+
+
+def test_formats_statement_reports_the_held_out_check_only_when_glued():
+    formats = {"formats_preset": "cpu", "formats_checkpoints": 50, "formats_min_rung": "20",
+               "formats_equal_storage_bits": "4.52", "formats_pooled_best": "INT4 GPTQ per channel",
+               "formats_pooled_runs": 8, "formats_pooled_runner_up": "NVFP4 GPTQ", "formats_pooled_excess": 0.00116,
+               "formats_pooled_excess_interval": [0.00009, 0.00223], "formats_pooled_separated": True}
+
+    def text(values):
+        return dict((title, text) for title, _, text in statements({"08_float_formats": values}))["Floating-point formats"]
+
+    assert "held-out" not in text(formats) and "resolved" in text(formats)
+    failing = text({**formats, "formats_holdout_rms_z_range": [1.18, 3.17]})
+    assert "RMS z of 1.2–3.2" in failing and "not laws to project with" in failing
+    passing = text({**formats, "formats_holdout_rms_z_range": [0.8, 1.1]})
+    assert "as calibrated laws should" in passing and "not laws" not in passing

@@ -91,3 +91,19 @@ def test_pooled_ranking_at_equal_storage_leaves_out_the_costlier_cells(table):
     pooled = format_analysis.ranking_by_run(table, bits=4, min_rung=20, max_bits_per_weight=4.5)
     assert set(pooled["cell"]) == {"INT4 RTN per channel", "FP4 (E2M1) per channel", "FP4 (E2M1) g32", "MXFP4", "NVFP4"}
     assert pooled.iloc[0]["cell"] in ("FP4 (E2M1) g32", "NVFP4")  # the two 4.5-bit cells (equal truth)
+
+
+def test_held_out_check_passes_a_true_law_and_fails_one_that_bends_in_d():
+    """Data drawn from the law with the stated errors score RMS z near 1 on held-out rows; data whose QiD stops
+    growing at the top rung (the curvature a power law in D misses) are flagged there, not at the largest N."""
+    cells = ["NVFP4", "INT4 RTN per channel"]
+    straight = synthetic_table(seed=1)
+    scores = format_analysis.per_format_holdout(straight[straight["bits"] == 4], cells, seed=0).set_index("cell")
+    assert (scores["n_test"] > 0).all() and scores["identified"].all()
+    assert scores["rms_z"].between(0.5, 1.6).all(), scores["rms_z"]
+    bent = straight.copy()
+    top = bent["rung"] == bent["rung"].max()
+    bent.loc[top, ["qid", "qid_se"]] *= 0.6  # the top rung's QiD 40 % below the law
+    bent_scores = format_analysis.per_format_holdout(bent[bent["bits"] == 4], cells, seed=0).set_index("cell")
+    assert (bent_scores["rms_z_top_rung"] > 4).all(), bent_scores["rms_z_top_rung"]
+    assert (bent_scores["rms_z_top_rung"] > bent_scores["rms_z_largest_N"]).all()

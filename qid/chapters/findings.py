@@ -23,7 +23,7 @@ Glued names read (chapter: names):
     qat_gamma_w_profile_covers_kumar
   08_float_formats: formats_preset, formats_checkpoints, formats_min_rung, formats_equal_storage_bits,
     formats_pooled_{best,runs,runner_up},
-    formats_pooled_excess with _interval, formats_pooled_separated
+    formats_pooled_excess with _interval, formats_pooled_separated; optional: formats_holdout_rms_z_range
 """
 
 from __future__ import annotations
@@ -238,7 +238,19 @@ def _formats(get) -> str:
             f"{get(chapter, 'formats_equal_storage_bits')} bits per weight, the cell that loses least is "
             f"{get(chapter, 'formats_pooled_best')}; the runner-up, {get(chapter, 'formats_pooled_runner_up')}, loses "
             f"{get(chapter, 'formats_pooled_excess'):+.2g} nats/token more (95 % interval [{low:+.2g}, {high:+.2g}]: "
-            f"{'resolved' if separated else 'not resolved'}).")
+            f"{'resolved' if separated else 'not resolved'})." + _optional(_formats_holdout(get)))
+
+
+def _formats_holdout(get) -> Callable[[], str]:
+    def text() -> str:
+        scores = get("08_float_formats", "formats_holdout_rms_z_range")
+        if not scores:
+            return ""
+        return (f" On held-out checkpoints (largest N, largest D/N) the per-format laws k·D^β/N^α score an RMS z of "
+                f"{scores[0]:.2g}–{scores[1]:.2g}"
+                + (" (1 is calibrated): they summarise this ladder; they are not laws to project with."
+                   if scores[1] > 1.5 else ", as calibrated laws should."))
+    return text
 
 
 STATEMENTS: list[tuple[str, str, Callable]] = [

@@ -14,6 +14,9 @@ method × bits × group size with QiD, its window standard error and the storage
   t interval over runs (sizes × training seeds).
 * `per_format_laws` fits QiD = k · D^β / N^α per cell (`ouyang_per_bit`), each residual divided by that total
   standard error, bootstrapping whole training runs.
+* `per_format_holdout` checks those laws on rows they were not fitted to: each cell's law fitted without the
+  largest size and each size's largest D/N rung, then scored on them in standard errors (beside the naive
+  nearest-checkpoint prediction).
 * `effective_bits` fits the unified law QiD = k · D^β / (N^α · P^γ) with P = bits per weight on the integer RTN rows
   (4 and 8 bits, both groupings), then asks each floating-point cell at which P that law gives its QiD: one law
   with an effective bit count covers the formats if P_eff is its storage cost within the interval.
@@ -25,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from qid.chapters.exponent_checks import nearest_neighbour_baseline
+from qid.chapters.suite_fits import common_holdout
 from qid.fitting.errormodel import variance_components
 from qid.fitting.optimize import fit_law
 
@@ -163,6 +168,40 @@ def per_format_laws(table: pd.DataFrame, cells, bootstrap: int, seed: int, confi
             interval = (fit.intervals or {}).get(name) or [np.nan, np.nan]
             out.append({"cell": cell, "parameter": name, "value": value, "low": interval[0], "high": interval[1],
                         "rows": len(group), "identified": bool(fit.identified and fit.converged)})
+    return pd.DataFrame(out)
+
+
+def per_format_holdout(table: pd.DataFrame, cells, seed: int) -> pd.DataFrame:
+    """Per cell: the per-format law fitted on the kept rows and scored on the held-out ones (`common_holdout`: every
+    row of the largest size and each other size's largest D/N rung, i.e. extrapolation in N and in D), in the same
+    total standard errors the fit divides by. RMS z overall and for each held-out group, RMS error in nats, the
+    relative bias (mean prediction / mean measurement − 1), and the naive baseline (each held-out row predicted by
+    the kept checkpoint nearest in (ln N, ln D)). A calibrated error model gives RMS z near 1 in both groups."""
+    rows, errors = _labelled_rows(table)
+    out = []
+    for cell in cells:
+        group = rows[rows["cell"] == cell].reset_index(drop=True).assign(P=0)
+        held_out = common_holdout(group)
+        train, test = group[~held_out].reset_index(drop=True), group[held_out].reset_index(drop=True)
+        record = {"cell": cell, "n_train": len(train), "n_test": len(test)}
+        if len(train) < MIN_ROWS_PER_FIT or train["N"].nunique() < 2 or test.empty:
+            out.append(record | {"identified": False})
+            continue
+        fit = fit_law("ouyang_per_bit", train, space="linear", errors=errors, seed=seed, starts=20,
+                      allow_failure=True)
+        predicted = np.asarray(fit.predict(N=test["N"].to_numpy(float), D=test["D"].to_numpy(float)), dtype=float)
+        naive = nearest_neighbour_baseline(train, test)
+        measured, sigma = test["qid"].to_numpy(float), test[errors].to_numpy(float)
+        z, z_naive = (measured - predicted) / sigma, (measured - naive) / sigma
+        largest = (test["N"] >= group["N"].max() * 0.99).to_numpy()
+
+        def rms(values):
+            return float(np.sqrt(np.mean(np.square(values)))) if len(values) else np.nan
+
+        out.append(record | {"rms_z": rms(z), "rms_z_largest_N": rms(z[largest]), "rms_z_top_rung": rms(z[~largest]),
+                             "rms_z_naive": rms(z_naive), "rms_nats": rms(measured - predicted),
+                             "relative_bias": float(predicted.mean() / measured.mean() - 1),
+                             "identified": bool(fit.identified and fit.converged)})
     return pd.DataFrame(out)
 
 
