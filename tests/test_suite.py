@@ -1,6 +1,8 @@
 """The suite: the ladder design, the learning-rate sweep, sharding, a tiny end-to-end run with measurement."""
 
 import dataclasses
+import json
+import os
 
 import numpy as np
 import pytest
@@ -117,6 +119,9 @@ def test_tiny_suite_end_to_end_with_measurement(tmp_path):
         extra = calibrated * len(preset.qid_bits) * 2 * (len(preset.qid_calibration_seeds) - 1)
         assert len(qid) == len(measured) * cells + extra
         assert qid[["kl", "top1_agree"]].notna().all().all()
+        provenance = json.loads(paths["provenance"].read_text())
+        assert provenance["niceness"] == os.getpriority(os.PRIO_PROCESS, 0)  # recorded, not typed into the note
+        assert "nice -8" not in provenance["note"]
         windows = suite_tables.load_suite_table("window_losses", "tiny", tmp_path / "tables")
         assert len(windows) == (len(qid) + len(measured)) * preset.qid_eval_windows
         # resuming finds everything done: no new rows

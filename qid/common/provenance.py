@@ -46,14 +46,26 @@ def git_commit(short: bool = True) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows ('x86_64' at worst)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_description() -> str:
-    """CPU model and core count, plus the GPU name when CUDA is present."""
+    """CPU model, the vector instructions torch's CPU kernels use (they set the floating-point summation order, so
+    float results can differ in the last digits between machines with different ones) and the core count, plus the
+    GPU name when CUDA is present."""
     import os
 
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    text = f"{platform.system()} {cpu}, {os.cpu_count()} cores"
+    text = f"{platform.system()} {cpu_model()} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores"
     if torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name(0)}"
     return text

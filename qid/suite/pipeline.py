@@ -134,9 +134,10 @@ def write_tables(preset: str = "cpu", runs_dir=suite.DEFAULT_RUNS_DIR, output_di
         "wall_s_by_stage": times, "wall_s_total": round(sum(times.values()), 1),
         "training_tokens_per_second_by_size": speed,
         "corpus_train_tokens": int(corpus.load_split_tokens("train").size),
-        "note": "wall times are summed over resumed executions, on a 2-core machine shared with other jobs (the "
-                "training workers ran at nice -8); tokens/s per size is the median over the size's runs of each "
-                "run's single-thread training throughput",
+        "niceness": os.getpriority(os.PRIO_PROCESS, 0),
+        "note": "wall times are summed over resumed executions, on a machine that may be shared with other jobs "
+                "(niceness: that of the process writing the tables, whose workers inherit it); tokens/s per size "
+                "is the median over the size's runs of each run's single-thread training throughput",
     }
     return write_suite_tables(preset, runs_dir, output_dir, provenance=provenance, checkpoints=checkpoints)
 
