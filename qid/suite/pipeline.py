@@ -64,7 +64,7 @@ def stage_times(preset: str, runs_dir=suite.DEFAULT_RUNS_DIR) -> dict[str, float
             if line.strip():
                 entry = json.loads(line)
                 totals[entry["stage"]] = totals.get(entry["stage"], 0.0) + entry["wall_s"]
-    return totals
+    return {stage: round(seconds, 1) for stage, seconds in totals.items()}  # to the log's 0.1 s, no float tail
 
 
 def run_pipeline(preset: str = "cpu", workers: int = 2, threads: int = 1, runs_dir=suite.DEFAULT_RUNS_DIR,
