@@ -62,6 +62,7 @@ from myst_nb import glue
 
 from qid import cli
 from qid.chapters import format_analysis
+from qid.chapters.formatting import page_table
 from qid.chapters.plots import subplots
 from qid.chapters.quiet import quiet_libraries
 from qid.laws.fpsplit import split_ranking
@@ -339,17 +340,24 @@ display(Markdown(
 
 # %% tags=["remove-input"]
 holdout = format_analysis.per_format_holdout(four, LAW_CELLS, SEED)
-display(holdout.rename(columns={"n_train": "fitted rows", "n_test": "held-out rows", "rms_z": "RMS z",
-                                "rms_z_largest_N": "RMS z, largest N", "rms_z_top_rung": "RMS z, top D/N",
-                                "rms_z_naive": "RMS z, naive", "rms_nats": "RMS error (nats)",
-                                "relative_bias": "relative bias"})
-        .style.hide(axis="index").format(precision=2).format({"RMS error (nats)": "{:.1e}"}))
+holdout_columns = {"cell": "cell", "rms_z": "RMS z", "rms_z_largest_N": "largest N", "rms_z_top_rung": "top D/N",
+                   "rms_z_naive": "naive", "rms_nats": "RMS error (nats)", "relative_bias": "relative bias"}
+display(page_table(holdout[list(holdout_columns)], formats={
+    "rms_z": lambda v: f"{v:.2f}", "rms_z_largest_N": lambda v: f"{v:.2f}", "rms_z_top_rung": lambda v: f"{v:.2f}",
+    "rms_z_naive": lambda v: f"{v:.2f}", "rms_nats": lambda v: f"{v:.1e}", "relative_bias": lambda v: f"{v:+.0%}"},
+    rename=holdout_columns))
 holdout_z = holdout["rms_z"].dropna()
 glue("formats_holdout_rms_z_range", [float(holdout_z.min()), float(holdout_z.max())] if len(holdout_z) else [],
      display=False)
 if len(holdout_z):
     worst = holdout.loc[holdout["rms_z"].idxmax()]
     display(Markdown(
+        f"Each law was fitted on {int(holdout['n_train'].max())} rows and scored on {int(holdout['n_test'].max())} "
+        f"({int(holdout['identified'].sum())} of {len(holdout)} training fits identified); the RMS z columns are "
+        "over all held-out rows, the largest size's and the top rungs', and for the naive prediction; the relative "
+        "bias is the mean prediction over the mean measurement, minus 1. "
+        f"The law beats the naive prediction in {int((holdout['rms_z'] < holdout['rms_z_naive']).sum())} of "
+        f"{len(holdout_z)} cells. "
         f"RMS z on held-out rows runs from {holdout_z.min():.2f} to {holdout_z.max():.2f} "
         f"(worst: {worst['cell']}); {int((holdout_z <= 1.5).sum())} of {len(holdout_z)} cells stay within 1.5, and "
         f"the largest D/N rungs are missed by more than the largest size "
