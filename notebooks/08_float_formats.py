@@ -40,9 +40,8 @@
 #   with a D/N ladder).
 # - The suite's formats table `data/suite/<preset>_formats.csv`, written by
 #   `qid measure-suite --preset <preset> --formats` from the preset's checkpoints (resumable;
-#   `qid.suite.formats`). The book shows the `cpu` suite of chapter 3 (its cosine design, retrained from the
-#   committed settings, with held-out losses within 1e-4 nats of the committed ones, and measured at every
-#   format); with `PRESET = "tiny"` the chapter trains and
+#   `qid.suite.formats`). The book shows the `cpu` suite of chapter 3 (its cosine design: the same checkpoints
+#   as chapter 3's tables, measured at every format); with `PRESET = "tiny"` the chapter trains and
 #   measures the tiny preset itself (a few minutes on a CPU): a plumbing-scale suite, not evidence.
 
 # %% [markdown]
