@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from qid.chapters.exponent_checks import nearest_neighbour_baseline
-from qid.chapters.suite_fits import common_holdout
+from qid.chapters.suite_fits import holdout_groups
 from qid.fitting.errormodel import variance_components
 from qid.fitting.optimize import fit_law
 
@@ -172,7 +172,7 @@ def per_format_laws(table: pd.DataFrame, cells, bootstrap: int, seed: int, confi
 
 
 def per_format_holdout(table: pd.DataFrame, cells, seed: int) -> pd.DataFrame:
-    """Per cell: the per-format law fitted on the kept rows and scored on the held-out ones (`common_holdout`: every
+    """Per cell: the per-format law fitted on the kept rows and scored on the held-out ones (`holdout_groups`: every
     row of the largest size and each other size's largest D/N rung, i.e. extrapolation in N and in D), in the same
     total standard errors the fit divides by. RMS z overall and for each held-out group, RMS error in nats, the
     relative bias (mean prediction / mean measurement − 1), and the naive baseline (each held-out row predicted by
@@ -180,8 +180,11 @@ def per_format_holdout(table: pd.DataFrame, cells, seed: int) -> pd.DataFrame:
     rows, errors = _labelled_rows(table)
     out = []
     for cell in cells:
+        # one bit width per cell: the naive baseline matches rows on P, so every row gets the same
         group = rows[rows["cell"] == cell].reset_index(drop=True).assign(P=0)
-        held_out = common_holdout(group)
+        in_largest, in_top_rung = holdout_groups(group)
+        held_out = in_largest | in_top_rung
+        largest = in_largest[held_out]  # held-out rows of the largest size; the rest are other sizes' top rungs
         train, test = group[~held_out].reset_index(drop=True), group[held_out].reset_index(drop=True)
         record = {"cell": cell, "n_train": len(train), "n_test": len(test)}
         if len(train) < MIN_ROWS_PER_FIT or train["N"].nunique() < 2 or test.empty:
@@ -193,7 +196,6 @@ def per_format_holdout(table: pd.DataFrame, cells, seed: int) -> pd.DataFrame:
         naive = nearest_neighbour_baseline(train, test)
         measured, sigma = test["qid"].to_numpy(float), test[errors].to_numpy(float)
         z, z_naive = (measured - predicted) / sigma, (measured - naive) / sigma
-        largest = (test["N"] >= group["N"].max() * 0.99).to_numpy()
 
         def rms(values):
             return float(np.sqrt(np.mean(np.square(values)))) if len(values) else np.nan

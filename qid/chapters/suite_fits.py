@@ -163,11 +163,17 @@ def compare_laws(fits: dict) -> pd.DataFrame:
     return table.sort_values("AICc").reset_index(drop=True)
 
 
+def holdout_groups(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The two held-out groups as boolean masks: (every row of the largest size, each size's largest D/N rung)."""
+    largest = rows["N"] >= rows["N"].max() * 0.99
+    top_rung = rows["tokens_per_parameter"] >= rows.groupby("N")["tokens_per_parameter"].transform("max") * 0.98
+    return largest.to_numpy(), top_rung.to_numpy()
+
+
 def common_holdout(rows: pd.DataFrame) -> np.ndarray:
     """Held-out rows (boolean mask): every row of the largest size, and each other size's largest D/N rung."""
-    largest = rows["N"] >= rows["N"].max() * 0.99
-    top_rung = rows.groupby("N")["tokens_per_parameter"].transform("max")
-    return (largest | (rows["tokens_per_parameter"] >= top_rung * 0.98)).to_numpy()
+    largest, top_rung = holdout_groups(rows)
+    return largest | top_rung
 
 
 def holdout_scores(rows: pd.DataFrame, held_out: np.ndarray, extra_scatter: bool, seed: int,
